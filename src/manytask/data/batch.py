@@ -1,0 +1,148 @@
+"""The batch contract and an in-memory multi-task data set.
+
+A :class:`Batch` carries ``inputs`` (a tensor; for sets, a padded tensor plus ``set_mask``),
+``targets: dict[task, Tensor]`` and ``masks: dict[task, BoolTensor]`` (True = labelled).
+Missing labels may also be encoded in the targets themselves (NaN / -1, see
+:mod:`manytask.tasks`); both are honoured.
+
+:class:`TensorDataset` keeps everything as tensors in memory and slices batches directly,
+which avoids the per-sample overhead of a ``DataLoader`` for the small, in-memory data sets
+that multi-task research mostly uses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from manytask.errors import DataError
+
+
+@dataclass
+class Batch:
+    inputs: Tensor
+    targets: dict[str, Tensor]
+    masks: dict[str, Tensor] = field(default_factory=dict)
+    set_mask: Tensor | None = None
+
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> "Batch":
+        mv = lambda t: t.to(device, non_blocking=non_blocking)  # noqa: E731
+        return Batch(
+            inputs=mv(self.inputs),
+            targets={k: mv(v) for k, v in self.targets.items()},
+            masks={k: mv(v) for k, v in self.masks.items()},
+            set_mask=None if self.set_mask is None else mv(self.set_mask),
+        )
+
+    def __len__(self) -> int:
+        return int(self.inputs.shape[0])
+
+
+class TensorDataset:
+    """Inputs and named target columns held as tensors, sliced into :class:`Batch` es.
+
+    Args:
+        inputs: (N, ...) tensor.
+        targets: column name -> (N, ...) tensor.
+        masks: optional column name -> (N,) bool tensor (True = labelled).
+        set_mask: optional (N, S) bool tensor for padded sets (True = real element).
+    """
+
+    def __init__(
+        self,
+        inputs: Tensor,
+        targets: Mapping[str, Tensor],
+        masks: Mapping[str, Tensor] | None = None,
+        set_mask: Tensor | None = None,
+    ) -> None:
+        n = int(inputs.shape[0])
+        for name, t in targets.items():
+            if int(t.shape[0]) != n:
+                raise DataError(f"target '{name}' has {t.shape[0]} rows but inputs have {n}")
+        masks = dict(masks or {})
+        for name, m in masks.items():
+            if name not in targets:
+                raise DataError(f"mask '{name}' has no matching target column")
+            if int(m.shape[0]) != n:
+                raise DataError(f"mask '{name}' has {m.shape[0]} rows but inputs have {n}")
+        if set_mask is not None and int(set_mask.shape[0]) != n:
+            raise DataError(f"set_mask has {set_mask.shape[0]} rows but inputs have {n}")
+        self.inputs = inputs
+        self.targets = dict(targets)
+        self.masks = {k: v.to(torch.bool) for k, v in masks.items()}
+        self.set_mask = set_mask
+
+    def __len__(self) -> int:
+        return int(self.inputs.shape[0])
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self.targets)
+
+    def subset(self, index: Tensor | Sequence[int]) -> "TensorDataset":
+        idx = torch.as_tensor(index, dtype=torch.long)
+        return TensorDataset(
+            self.inputs[idx],
+            {k: v[idx] for k, v in self.targets.items()},
+            {k: v[idx] for k, v in self.masks.items()},
+            None if self.set_mask is None else self.set_mask[idx],
+        )
+
+    def select(self, columns: Mapping[str, str]) -> "TensorDataset":
+        """A view whose targets are renamed ``{new_name: column}`` (e.g. task name -> column)."""
+        for new, col in columns.items():
+            if col not in self.targets:
+                raise DataError(
+                    f"task '{new}' reads column '{col}', which the data does not have "
+                    f"(available: {', '.join(sorted(self.targets))})"
+                )
+        return TensorDataset(
+            self.inputs,
+            {new: self.targets[col] for new, col in columns.items()},
+            {new: self.masks[col] for new, col in columns.items() if col in self.masks},
+            self.set_mask,
+        )
+
+    def batch(self, idx: Tensor) -> Batch:
+        return Batch(
+            inputs=self.inputs[idx],
+            targets={k: v[idx] for k, v in self.targets.items()},
+            masks={k: v[idx] for k, v in self.masks.items()},
+            set_mask=None if self.set_mask is None else self.set_mask[idx],
+        )
+
+    def batches(
+        self,
+        batch_size: int,
+        shuffle: bool = False,
+        generator: torch.Generator | None = None,
+        drop_last: bool = False,
+    ) -> Iterator[Batch]:
+        n = len(self)
+        order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+        stop = n - (n % batch_size) if drop_last else n
+        for start in range(0, stop, batch_size):
+            yield self.batch(order[start : start + batch_size])
+
+    def to(self, device: torch.device | str) -> "TensorDataset":
+        return TensorDataset(
+            self.inputs.to(device),
+            {k: v.to(device) for k, v in self.targets.items()},
+            {k: v.to(device) for k, v in self.masks.items()},
+            None if self.set_mask is None else self.set_mask.to(device),
+        )
+
+
+@dataclass
+class Splits:
+    """Train / validation / test data sets built from disjoint sources."""
+
+    train: TensorDataset
+    val: TensorDataset
+    test: TensorDataset
+
+    def select(self, columns: Mapping[str, str]) -> "Splits":
+        return Splits(self.train.select(columns), self.val.select(columns), self.test.select(columns))

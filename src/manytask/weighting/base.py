@@ -1,0 +1,149 @@
+"""The weighting interface: every way to turn k task losses into one update.
+
+A method is a small :class:`torch.nn.Module` with one entry point::
+
+    info = method.backward(losses, shared=SharedParts(params=..., features=...))
+
+``losses`` is the vector of the k task losses (fixed task order). ``backward`` leaves
+gradients in ``.grad`` of every parameter that the losses depend on (and of the method's own
+learnable parameters, e.g. uncertainty log-variances), and returns a :class:`StepInfo` with the
+weights it applied. The caller then runs ``optimizer.step()``. Learnable method parameters are
+ordinary ``nn.Parameter`` s of the module: add ``method.parameters()`` to the optimizer.
+
+Stateful methods keep their state in buffers or in ``get_extra_state`` so that
+``state_dict()`` / ``load_state_dict()`` resume exactly.
+
+Methods register themselves by name with :func:`register`; :func:`create` builds one from a
+name and keyword hyperparameters (what configs and the CLI use).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from manytask.errors import ConfigError
+from manytask.tasks import Task
+
+
+@dataclass
+class SharedParts:
+    """What a weighting method may need to know about the shared part of the model.
+
+    Attributes:
+        params: the shared (trunk) parameters that receive the combined gradient.
+        features: the shared representation tensor (trunk output) in the autograd graph;
+            needed by methods that work on the representation (MGDA-UB).
+        last_layer: parameters of the last shared layer (GradNorm's W).
+    """
+
+    params: Sequence[nn.Parameter]
+    features: Tensor | None = None
+    last_layer: Sequence[nn.Parameter] | None = None
+
+
+@dataclass
+class StepInfo:
+    """What one ``backward`` did: the task weights applied (k,) and any extra scalars."""
+
+    weights: Tensor
+    extra: dict[str, float] = field(default_factory=dict)
+
+    def as_log(self, task_names: Sequence[str]) -> dict[str, float]:
+        w = self.weights.detach().float().cpu().tolist()
+        out = {f"w/{name}": float(x) for name, x in zip(task_names, w)}
+        out.update(self.extra)
+        return out
+
+
+class WeightingMethod(nn.Module):
+    """Base class. Subclasses set ``name`` and implement :meth:`backward`.
+
+    Args:
+        tasks: the tasks in loss order (their kinds matter to some methods).
+    """
+
+    name: ClassVar[str] = ""
+    #: what the method needs: "losses" (loss-level), "param_grads" or "feature_grads"
+    needs: ClassVar[str] = "losses"
+
+    def __init__(self, tasks: Sequence[Task]) -> None:
+        super().__init__()
+        if len(tasks) == 0:
+            raise ConfigError(f"weighting '{self.name}': needs at least one task")
+        self.tasks = list(tasks)
+        self.task_names = [t.name for t in tasks]
+
+    @property
+    def k(self) -> int:
+        return len(self.tasks)
+
+    def backward(self, losses: Tensor, shared: SharedParts | None = None) -> StepInfo:
+        raise NotImplementedError
+
+    def on_epoch_end(self, epoch_mean_losses: Tensor) -> None:
+        """Called by the trainer with the epoch-mean training loss of each task."""
+
+    def check_losses(self, losses: Tensor) -> None:
+        if losses.dim() != 1 or losses.shape[0] != self.k:
+            raise ValueError(f"weighting '{self.name}': expected {self.k} losses, got shape {tuple(losses.shape)}")
+
+
+class LossWeighting(WeightingMethod):
+    """A loss-level method: ``backward`` is one backward pass of ``weights · losses + reg``."""
+
+    def weights(self, losses: Tensor) -> tuple[Tensor, Tensor | None]:
+        """Return the weights (k,) and an optional extra term (e.g. a regulariser) to add."""
+        raise NotImplementedError
+
+    def backward(self, losses: Tensor, shared: SharedParts | None = None) -> StepInfo:
+        self.check_losses(losses)
+        w, extra = self.weights(losses)
+        total = (w * losses).sum()
+        if extra is not None:
+            total = total + extra
+        total.backward()
+        return StepInfo(weights=w.detach())
+
+
+_REGISTRY: dict[str, type[WeightingMethod]] = {}
+
+
+def register(cls: type[WeightingMethod]) -> type[WeightingMethod]:
+    """Class decorator: make the method available by its ``name``."""
+    if not cls.name:
+        raise ValueError(f"{cls.__qualname__} has no name")
+    if cls.name in _REGISTRY and _REGISTRY[cls.name] is not cls:
+        raise ValueError(f"weighting name '{cls.name}' is registered twice")
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def available() -> list[str]:
+    """Names of all registered methods."""
+    return sorted(_REGISTRY)
+
+
+def get(name: str) -> type[WeightingMethod]:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ConfigError(
+            f"weighting: unknown method '{name}' (available: {', '.join(available())})"
+        ) from None
+
+
+def create(name: str, tasks: Sequence[Task], **hparams: Any) -> WeightingMethod:
+    """Build a registered method; unknown or invalid hyperparameters raise :class:`ConfigError`."""
+    cls = get(name)
+    try:
+        return cls(tasks, **hparams)
+    except TypeError as exc:
+        raise ConfigError(f"weighting '{name}': bad hyperparameters {sorted(hparams)}: {exc}") from None
+
+
+CreateFn = Callable[..., WeightingMethod]
