@@ -1,0 +1,107 @@
+"""``MultiTaskModel``: shared trunk → branch per task group → head per task.
+
+Routing maps each task to a branch id. By default there is one identity branch and every task
+reads the trunk output directly (hard parameter sharing). Selective Sharing re-points tasks to
+other branches while training (:meth:`route`); Standley-style candidates are models over a task
+subset built with a trunk of some width.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+from torch import Tensor, nn
+
+from manytask.errors import ConfigError
+from manytask.models.heads import TwoLayerHead
+from manytask.tasks import Task
+
+DEFAULT_BRANCH = "shared"
+
+
+class MultiTaskModel(nn.Module):
+    """A shared trunk, optional branches and one head per task.
+
+    Args:
+        trunk: module mapping inputs to the shared representation; must expose
+            ``out_features`` (and ideally ``last_layer()``).
+        tasks: the tasks, in loss order.
+        head_hidden: hidden width of each two-layer head.
+        branches: optional branch id → module (each maps the trunk output to a representation
+            of the same width); ``routing`` then maps task name → branch id.
+        routing: task name → branch id (default: every task on the identity branch).
+        head_factory: optional ``(task, in_features) -> nn.Module`` to replace the default heads.
+    """
+
+    def __init__(
+        self,
+        trunk: nn.Module,
+        tasks: Sequence[Task],
+        head_hidden: int = 50,
+        branches: Mapping[str, nn.Module] | None = None,
+        routing: Mapping[str, str] | None = None,
+        head_factory: Callable[[Task, int], nn.Module] | None = None,
+    ) -> None:
+        super().__init__()
+        names = [t.name for t in tasks]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"tasks: duplicate task names in {names}")
+        if not hasattr(trunk, "out_features"):
+            raise ConfigError("model: the trunk must expose 'out_features'")
+        self.tasks = list(tasks)
+        self.trunk = trunk
+        feat = int(trunk.out_features)  # type: ignore[arg-type]
+        self.branches = nn.ModuleDict(dict(branches) if branches else {DEFAULT_BRANCH: nn.Identity()})
+        self.routing: dict[str, str] = {}
+        for t in tasks:
+            b = (routing or {}).get(t.name, DEFAULT_BRANCH if DEFAULT_BRANCH in self.branches else next(iter(self.branches)))
+            self.route(t.name, b)
+        make = head_factory or (lambda task, d: TwoLayerHead(d, task.out_features, head_hidden))
+        self.heads = nn.ModuleDict({t.name: make(t, feat) for t in tasks})
+
+    @property
+    def task_names(self) -> list[str]:
+        return [t.name for t in self.tasks]
+
+    def route(self, task: str, branch: str) -> None:
+        """Point ``task`` at ``branch`` (used by Selective Sharing to merge branches)."""
+        if branch not in self.branches:
+            raise ConfigError(f"model: task '{task}' routed to unknown branch '{branch}'")
+        self.routing[task] = branch
+
+    def encode(self, x: Tensor) -> Tensor:
+        """The shared representation (trunk output)."""
+        return self.trunk(x)
+
+    def heads_forward(self, z: Tensor) -> dict[str, Tensor]:
+        """Predictions of every task from the shared representation ``z``."""
+        cache: dict[str, Tensor] = {}
+        out: dict[str, Tensor] = {}
+        for name, head in self.heads.items():
+            b = self.routing[name]
+            if b not in cache:
+                cache[b] = self.branches[b](z)
+            out[name] = head(cache[b])
+        return out
+
+    def forward_with_features(self, x: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        z = self.encode(x)
+        return z, self.heads_forward(z)
+
+    def forward(self, x: Tensor) -> dict[str, Tensor]:
+        return self.heads_forward(self.encode(x))
+
+    def shared_parameters(self) -> list[nn.Parameter]:
+        """Parameters shared by all tasks (the trunk)."""
+        return list(self.trunk.parameters())
+
+    def task_specific_parameters(self) -> list[nn.Parameter]:
+        """Branch and head parameters."""
+        return list(self.branches.parameters()) + list(self.heads.parameters())
+
+    def last_shared_layer(self) -> list[nn.Parameter]:
+        last = getattr(self.trunk, "last_layer", None)
+        if callable(last):
+            return list(last())
+        params = self.shared_parameters()
+        return params[-2:] if len(params) >= 2 else params
