@@ -1,0 +1,151 @@
+"""The ``manytask`` command line.
+
+Every command reports bad input as one line ``manytask: error: …`` and exits with code 2.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from datetime import datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any, TypeVar
+
+import typer
+import yaml
+
+from manytask.errors import ConfigError, ManytaskError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="manytask: multi-task learning — train, compare weightings, group tasks.")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+DEMO_CONFIG = "multimnist_demo.yaml"
+
+
+def fail(message: str, code: int = 2) -> None:
+    typer.echo(f"manytask: error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def guarded(fn: F) -> F:
+    """Turn ManytaskError (and a few user-caused OS errors) into one line and exit code 2."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except ManytaskError as err:
+            fail(str(err).splitlines()[0] if str(err) else type(err).__name__, err.exit_code)
+        except FileNotFoundError as err:
+            fail(f"{err.filename}: file not found")
+        except PermissionError as err:
+            fail(f"{err.filename}: permission denied")
+        except KeyboardInterrupt:
+            fail("interrupted", 130)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def parse_overrides(items: list[str] | None) -> dict[str, Any]:
+    """``--set training.epochs=3`` → {"training.epochs": 3} (values parsed as YAML scalars)."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set '{item}': expected KEY=VALUE")
+        out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
+def packaged_config(name: str) -> Path:
+    return Path(str(resources.files("manytask") / "configs" / name))
+
+
+def default_run_dir(output_dir: str, name: str) -> Path:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path(output_dir) / f"{name}-{stamp}"
+
+
+@app.command()
+@guarded
+def run(
+    config: Path = typer.Argument(..., help="YAML config file"),
+    out: Path | None = typer.Option(None, "--out", "-o", help="run directory (default: OUTPUT_DIR/NAME-TIME)"),
+    set_: list[str] | None = typer.Option(None, "--set", help="override a config value, e.g. training.epochs=3"),
+    resume: bool = typer.Option(False, help="continue an interrupted run in --out from its last epoch"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
+) -> None:
+    """Train one model as the config says and write a RunDir."""
+    from manytask.config import load_config
+    from manytask.experiment import run_experiment
+    from manytask.reporting.tables import metrics_table
+
+    cfg = load_config(config, parse_overrides(set_))
+    rd = out or default_run_dir(cfg.output_dir, cfg.name)
+    if resume and out is None:
+        raise ConfigError("--resume needs --out naming the run directory to continue")
+    result = run_experiment(cfg, rd, progress=not quiet, resume=resume)
+    rows = {f"{cfg.weighting.name} (epoch {result.best_epoch})": result.test or {}}
+    typer.echo(metrics_table(rows, cfg.build_tasks(), title=f"test metrics — {cfg.name}"))
+    typer.echo(f"run directory: {rd}")
+
+
+@app.command()
+@guarded
+def demo(
+    out: Path = typer.Option(Path("runs"), "--out", "-o", help="parent directory of the demo's runs"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bars"),
+) -> None:
+    """MultiMNIST from the bundled real digits: STL-left, STL-right and uniform MTL."""
+    from manytask.config import load_config
+    from manytask.experiment import run_experiment
+    from manytask.reporting.tables import metrics_table
+
+    path = packaged_config(DEMO_CONFIG)
+    cfg = load_config(path)
+    tasks = cfg.build_tasks()
+    root = default_run_dir(str(out), "demo")
+    t0 = time.perf_counter()
+    rows: dict[str, dict[str, dict[str, float]]] = {}
+    dirs: list[str] = []
+    for t in tasks:
+        rd = root / f"stl-{t.name}"
+        typer.echo(f"training STL {t.name} ...", err=True)
+        res = run_experiment(cfg, rd, task_names=[t.name], progress=not quiet)
+        rows[f"STL {t.name}"] = res.test or {}
+        dirs.append(str(rd))
+    rd = root / f"mtl-{cfg.weighting.name}"
+    typer.echo(f"training MTL ({cfg.weighting.name}) ...", err=True)
+    res = run_experiment(cfg, rd, progress=not quiet)
+    rows[f"MTL {cfg.weighting.name}"] = res.test or {}
+    dirs.append(str(rd))
+    typer.echo(metrics_table(rows, tasks, title="MultiMNIST (bundled real digits): test accuracy"))
+    typer.echo(f"wall time: {time.perf_counter() - t0:.1f} s")
+    typer.echo("run directories:")
+    for d in dirs:
+        typer.echo(f"  {d}")
+    typer.echo(f"reproduce the MTL row: manytask run {path} --out RUN_DIR")
+
+
+@app.command("weightings")
+def list_weightings() -> None:
+    """List the registered weighting methods."""
+    from manytask.weighting import available, get
+
+    for name in available():
+        doc = (get(name).__doc__ or "").strip().splitlines()
+        typer.echo(f"{name:22s} {doc[0] if doc else ''}")
+
+
+def main() -> None:
+    """Console entry point."""
+    app(prog_name="manytask")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

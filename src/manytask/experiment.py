@@ -1,0 +1,193 @@
+"""From a validated config to a finished RunDir: data → model → trainer.
+
+This is the glue the CLI uses; each piece is also usable alone::
+
+    cfg = load_config("configs/multimnist_demo.yaml")
+    splits = build_data(cfg, columns_for(cfg.build_tasks()))
+    model = build_model(cfg, cfg.build_tasks(), input_shape(splits))
+    summary = run_experiment(cfg, "runs/demo")
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from manytask.config import ExperimentConfig
+from manytask.data.batch import Splits, TensorDataset
+from manytask.errors import ConfigError, DataError
+from manytask.models import LeNetTrunk, MLPTrunk, MultiTaskModel
+from manytask.tasks import Task
+from manytask.training import FitResult, OptimizerSpec, RunDir, Trainer
+from manytask.weighting import WeightingMethod, get
+
+_DATA_CACHE: dict[tuple[Any, ...], Splits] = {}
+
+
+def columns_for(tasks: Sequence[Task]) -> list[str]:
+    """The data columns the tasks read (in task order, without repeats)."""
+    return list(dict.fromkeys(t.column for t in tasks))
+
+
+def build_data(cfg: ExperimentConfig, columns: Sequence[str], seed: int | None = None) -> Splits:
+    """Build (and cache in memory) the splits named by ``cfg.data`` with the given columns."""
+    d = cfg.data
+    data_seed = d.seed if d.seed is not None else (cfg.seed if seed is None else seed)
+    key = (d.model_dump_json(), tuple(columns), data_seed)
+    if key in _DATA_CACHE:
+        return _DATA_CACHE[key]
+    if d.kind == "multimnist":
+        from manytask.data.mnist import load_digits_source
+        from manytask.data.multimnist import build_multimnist
+
+        images, labels = load_digits_source(d.source, d.idx_dir)
+        splits = build_multimnist(
+            images, labels, train_size=d.train_size, val_size=d.val_size, test_size=d.test_size,
+            max_shift=d.max_shift, fraction=d.fraction, columns=tuple(columns), seed=data_seed,
+        )
+    elif d.kind in ("yeast", "digits"):
+        from manytask.data.tabular import load_sklearn_digits, load_yeast, tabular_splits
+
+        if d.kind == "yeast":
+            x, y = load_yeast()
+            table = {f"label_{j}": y[:, j] for j in range(y.shape[1])}
+        else:
+            x, y = load_sklearn_digits()
+            y = np.asarray(y)
+            table = {"digit": y, "parity": (y % 2).astype(np.float32), "ge5": (y >= 5).astype(np.float32)}
+        missing = [c for c in columns if c not in table]
+        if missing:
+            raise ConfigError(
+                f"tasks: column(s) {', '.join(missing)} not in the {d.kind} data "
+                f"(available: {', '.join(table)})"
+            )
+        splits = tabular_splits(x, {c: table[c] for c in columns}, val_fraction=d.val_fraction,
+                                test_fraction=d.test_fraction, fraction=d.fraction, seed=data_seed)
+    else:  # pragma: no cover - the schema forbids it
+        raise ConfigError(f"data.kind: unknown kind '{d.kind}'")
+    _DATA_CACHE[key] = splits
+    return splits
+
+
+def task_splits(splits: Splits, tasks: Sequence[Task]) -> Splits:
+    """Splits whose targets are keyed by task name, with the tasks' labels checked."""
+    out = splits.select({t.name: t.column for t in tasks})
+    for name, ds in (("train", out.train), ("validation", out.val), ("test", out.test)):
+        for t in tasks:
+            t.check_target(ds.targets[t.name], where=f"{name} split")
+    return out
+
+
+def input_shape(data: TensorDataset | Splits) -> tuple[int, ...]:
+    ds = data.train if isinstance(data, Splits) else data
+    return tuple(int(s) for s in ds.inputs.shape[1:])
+
+
+def build_model(cfg: ExperimentConfig, tasks: Sequence[Task], shape: Sequence[int],
+                width: float | None = None) -> MultiTaskModel:
+    """The configured trunk (at ``width``, default ``model.width``) with a head per task."""
+    m = cfg.model
+    w = m.width if width is None else width
+    if m.trunk == "lenet":
+        if len(shape) != 3 or shape[1] != shape[2]:
+            raise ConfigError(f"model.trunk: lenet needs square image inputs (C, H, W), the data has shape {tuple(shape)}")
+        trunk: torch.nn.Module = LeNetTrunk(in_channels=shape[0], image_size=shape[1], width=w, out_features=m.features)
+    else:
+        trunk = MLPTrunk(int(np.prod(shape)), hidden=m.hidden, width=w, dropout=m.dropout)
+    return MultiTaskModel(trunk, tasks, head_hidden=m.head_hidden)
+
+
+def label_variances(train: TensorDataset, tasks: Sequence[Task]) -> dict[str, float]:
+    """Sample variance of each regression/reconstruction task's training labels (NaN ignored);
+    for vector targets, the mean of the per-dimension variances."""
+    out: dict[str, float] = {}
+    for t in tasks:
+        if t.kind not in ("regression", "reconstruction"):
+            continue
+        y = train.targets[t.name].double().reshape(len(train), -1)
+        valid = ~torch.isnan(y)
+        if t.name in train.masks:
+            valid &= train.masks[t.name].reshape(-1, 1)
+        n = valid.sum(0).clamp_min(2)
+        yz = torch.where(valid, y, torch.zeros_like(y))
+        mean = yz.sum(0) / n
+        var = (torch.where(valid, (y - mean) ** 2, torch.zeros_like(y)).sum(0) / (n - 1))
+        v = float(var.mean())
+        if not v > 0:
+            raise DataError(f"train split: task '{t.name}' has zero label variance")
+        out[t.name] = v
+    return out
+
+
+def build_weighting(name: str, params: dict[str, Any], tasks: Sequence[Task],
+                    train: TensorDataset) -> WeightingMethod:
+    """A registered weighting method; methods that need training-label statistics get them."""
+    cls = get(name)
+    kwargs = dict(params)
+    if getattr(cls, "needs_label_variance", False) and "label_variance" not in kwargs:
+        kwargs["label_variance"] = label_variances(train, tasks)
+    try:
+        return cls(tasks, **kwargs)
+    except TypeError as exc:
+        raise ConfigError(f"weighting '{name}': bad params {sorted(params)}: {exc}") from None
+
+
+def make_trainer(cfg: ExperimentConfig, tasks: Sequence[Task], model: torch.nn.Module,
+                 train: TensorDataset, *, weighting: str | None = None,
+                 weighting_params: dict[str, Any] | None = None, seed: int | None = None,
+                 run_dir: RunDir | None = None, epochs: int | None = None,
+                 progress: bool = True, callbacks: Sequence[Any] = ()) -> Trainer:
+    t = cfg.training
+    if t.threads:
+        torch.set_num_threads(t.threads)
+    wname = weighting or cfg.weighting.name
+    wparams = cfg.weighting.params if weighting is None else (weighting_params or {})
+    seed = cfg.seed if seed is None else seed
+    # seed before building the weighting (learnable method parameters are initialised there)
+    torch.manual_seed(seed)
+    method = build_weighting(wname, wparams, tasks, train)
+    o = t.optimizer
+    spec = OptimizerSpec(name=o.name, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay,
+                         schedule=o.schedule, step_size=o.step_size, gamma=o.gamma)
+    return Trainer(model, tasks, method, spec, epochs=epochs or t.epochs, batch_size=t.batch_size,
+                   patience=t.patience, monitor=t.monitor, device=t.device, seed=seed,
+                   deterministic=t.deterministic, run_dir=run_dir, progress=progress,
+                   callbacks=callbacks)
+
+
+def run_experiment(cfg: ExperimentConfig, run_dir: str | Path | RunDir | None = None, *,
+                   task_names: Sequence[str] | None = None, weighting: str | None = None,
+                   weighting_params: dict[str, Any] | None = None, seed: int | None = None,
+                   fraction: float | None = None, width: float | None = None,
+                   epochs: int | None = None, progress: bool = True, resume: bool = False,
+                   callbacks: Sequence[Any] = ()) -> FitResult:
+    """Train the configured model (optionally on a subset of the tasks, another weighting,
+    seed, training fraction or trunk width) and write ``run_dir``."""
+    if fraction is not None:
+        cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"fraction": fraction})})
+    all_tasks = cfg.build_tasks()
+    if task_names is not None:
+        unknown = [n for n in task_names if n not in {t.name for t in all_tasks}]
+        if unknown:
+            raise ConfigError(f"tasks: unknown task(s) {', '.join(unknown)}")
+        tasks = [t for t in all_tasks if t.name in set(task_names)]
+    else:
+        tasks = all_tasks
+    seed = cfg.seed if seed is None else seed
+    splits = task_splits(build_data(cfg, columns_for(tasks)), tasks)
+    torch.manual_seed(seed)
+    model = build_model(cfg, tasks, input_shape(splits), width=width)
+    rd = RunDir(run_dir) if isinstance(run_dir, (str, Path)) else run_dir
+    trainer = make_trainer(cfg, tasks, model, splits.train, weighting=weighting,
+                           weighting_params=weighting_params, seed=seed, run_dir=rd, epochs=epochs,
+                           progress=progress, callbacks=callbacks)
+    record = cfg.to_dict()
+    record["run"] = {"tasks": [t.name for t in tasks], "weighting": trainer.weighting.name,
+                     "weighting_params": weighting_params if weighting else cfg.weighting.params,
+                     "seed": seed, "fraction": cfg.data.fraction, "width": width or cfg.model.width,
+                     "epochs": epochs or cfg.training.epochs}
+    return trainer.fit(splits.train, splits.val, splits.test, resume=resume, config=record)

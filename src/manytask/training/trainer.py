@@ -1,0 +1,385 @@
+"""The training loop: any model, any tasks, any weighting method.
+
+One epoch = one shuffled pass over the training split. After each epoch the model is scored on
+the validation split; the best epoch (by ``monitor``) is kept and early stopping watches it. The
+test split is scored once, with the best epoch's weights: never used for any choice.
+Single-task learning is the same trainer with one task.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from manytask.data.batch import TensorDataset
+from manytask.errors import ConfigError
+from manytask.tasks import Task, stack_losses
+from manytask.training.rundir import RunDir
+from manytask.training.seeding import resolve_device, seed_everything
+from manytask.weighting import SharedParts, WeightingMethod, create
+
+EpochCallback = Callable[["Trainer", int], None]
+
+
+@dataclass
+class OptimizerSpec:
+    """Optimizer and learning-rate schedule.
+
+    name: ``sgd`` (with ``momentum``) or ``adam``/``adamw``.
+    schedule: ``none``, ``step`` (``step_size`` epochs, ``gamma``), ``cosine`` (to 0 over the
+    epochs) or ``plateau`` (multiply by ``gamma`` when the training loss stops decreasing, as in
+    Standley et al.).
+    """
+
+    name: str = "sgd"
+    lr: float = 0.005
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    schedule: str = "none"
+    step_size: int = 10
+    gamma: float = 0.5
+
+    def build(self, params: list[nn.Parameter], epochs: int) -> tuple[torch.optim.Optimizer, Any]:
+        if self.lr <= 0:
+            raise ConfigError(f"training.optimizer.lr must be > 0, got {self.lr}")
+        if self.name == "sgd":
+            opt: torch.optim.Optimizer = torch.optim.SGD(params, lr=self.lr, momentum=self.momentum,
+                                                         weight_decay=self.weight_decay)
+        elif self.name == "adam":
+            opt = torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay)
+        elif self.name == "adamw":
+            opt = torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
+        else:
+            raise ConfigError(f"training.optimizer.name: unknown optimizer '{self.name}' (expected sgd, adam, adamw)")
+        if self.schedule == "none":
+            sched = None
+        elif self.schedule == "step":
+            sched = torch.optim.lr_scheduler.StepLR(opt, step_size=self.step_size, gamma=self.gamma)
+        elif self.schedule == "cosine":
+            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, epochs))
+        elif self.schedule == "plateau":
+            sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=self.gamma, patience=0)
+        else:
+            raise ConfigError(f"training.optimizer.schedule: unknown schedule '{self.schedule}' (expected none, step, cosine, plateau)")
+        return opt, sched
+
+
+@dataclass
+class FitResult:
+    best_epoch: int
+    best_score: float
+    epochs_run: int
+    history: list[dict[str, Any]]
+    val: dict[str, dict[str, float]]
+    test: dict[str, dict[str, float]] | None
+    seconds: float
+    stopped_early: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _monitor_value(monitor: str, tasks: Sequence[Task], metrics: dict[str, dict[str, float]]) -> tuple[float, bool]:
+    """(value, higher_is_better) of the selection criterion on one split's metrics."""
+    if monitor == "auto":
+        monitor = "mean_accuracy" if all(t.is_classification for t in tasks) else "loss"
+    if monitor == "loss":
+        return sum(metrics[t.name]["loss"] for t in tasks), False
+    if monitor == "mean_accuracy":
+        return sum(metrics[t.name]["accuracy"] for t in tasks) / len(tasks), True
+    task, _, metric = monitor.partition(".")
+    if task not in metrics or metric not in metrics[task]:
+        raise ConfigError(f"training.monitor: '{monitor}' is not a known task.metric")
+    higher = metric in ("accuracy", "auc", "r2")
+    return metrics[task][metric], higher
+
+
+class Trainer:
+    """Train a multi-task model with a weighting method.
+
+    Args:
+        model: a module returning ``dict[task, prediction]``; if it has
+            ``forward_with_features`` (``MultiTaskModel`` does) the shared representation and
+            shared parameters are handed to the weighting method.
+        tasks: the tasks, in loss order.
+        weighting: a :class:`WeightingMethod` or a registered name (default ``uniform``).
+        optimizer: an :class:`OptimizerSpec`.
+        epochs, batch_size: schedule.
+        patience: stop after this many epochs without improvement of ``monitor`` (None = never).
+        monitor: ``auto`` (mean validation accuracy if all tasks classify, else the summed
+            validation loss), ``loss``, ``mean_accuracy`` or ``<task>.<metric>``.
+        device: ``auto``, ``cpu``, ``cuda``, ``cuda:1`` ...
+        seed, deterministic: reproducibility.
+        run_dir: where to write history, checkpoints and summary (None = nothing written).
+        callbacks: functions ``(trainer, epoch)`` called after each epoch's validation.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        tasks: Sequence[Task],
+        weighting: WeightingMethod | str = "uniform",
+        optimizer: OptimizerSpec | None = None,
+        *,
+        epochs: int = 10,
+        batch_size: int = 128,
+        patience: int | None = None,
+        monitor: str = "auto",
+        device: str = "auto",
+        seed: int = 0,
+        deterministic: bool = True,
+        run_dir: RunDir | str | None = None,
+        progress: bool = True,
+        eval_batch_size: int = 1024,
+        callbacks: Sequence[EpochCallback] = (),
+        log_steps: bool = True,
+    ) -> None:
+        if epochs < 1:
+            raise ConfigError(f"training.epochs must be >= 1, got {epochs}")
+        if batch_size < 1:
+            raise ConfigError(f"training.batch_size must be >= 1, got {batch_size}")
+        self.tasks = list(tasks)
+        self.device = resolve_device(device)
+        self.seed = seed
+        self.generator = seed_everything(seed, deterministic)
+        self.model = model.to(self.device)
+        self.weighting = create(weighting, self.tasks) if isinstance(weighting, str) else weighting
+        self.weighting.to(self.device)
+        self.spec = optimizer or OptimizerSpec()
+        params = list(self.model.parameters()) + list(self.weighting.parameters())
+        self.optimizer, self.scheduler = self.spec.build(params, epochs)
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.patience = patience
+        self.monitor = monitor
+        self.run_dir = RunDir(run_dir) if isinstance(run_dir, str) else run_dir
+        self.progress = progress
+        self.eval_batch_size = eval_batch_size
+        self.callbacks = list(callbacks)
+        self.log_steps = log_steps
+        self._has_features = hasattr(self.model, "forward_with_features")
+        # methods such as FAMO update themselves from the losses after the optimizer step
+        hook = getattr(type(self.weighting), "after_step", None)
+        self._after_step = hook is not None and hook is not getattr(WeightingMethod, "after_step", None)
+        self.step = 0
+
+    # ------------------------------------------------------------------ pieces
+    def _shared(self, z: Tensor | None) -> SharedParts:
+        m = self.model
+        if self._has_features:
+            return SharedParts(params=m.shared_parameters(), features=z, last_layer=m.last_shared_layer())  # type: ignore[operator]
+        return SharedParts(params=list(m.parameters()), features=None, last_layer=None)
+
+    def _forward(self, x: Tensor) -> tuple[Tensor | None, dict[str, Tensor]]:
+        if self._has_features:
+            return self.model.forward_with_features(x)  # type: ignore[operator]
+        return None, self.model(x)
+
+    @torch.no_grad()
+    def predict(self, data: TensorDataset) -> dict[str, Tensor]:
+        """Predictions for every task over a whole split (in order)."""
+        self.model.eval()
+        outs: dict[str, list[Tensor]] = {t.name: [] for t in self.tasks}
+        for b in data.batches(self.eval_batch_size):
+            preds = self._forward(b.inputs.to(self.device))[1]
+            for t in self.tasks:
+                outs[t.name].append(preds[t.name].float().cpu())
+        self.model.train()
+        return {k: torch.cat(v) for k, v in outs.items()}
+
+    def evaluate(self, data: TensorDataset) -> dict[str, dict[str, float]]:
+        """Per-task loss and metrics over a whole split."""
+        preds = self.predict(data)
+        return {
+            t.name: t.metrics(preds[t.name], data.targets[t.name], data.masks.get(t.name))
+            for t in self.tasks
+        }
+
+    @torch.no_grad()
+    def embed(self, data: TensorDataset) -> Tensor:
+        """The shared representation of every sample of ``data``."""
+        self.model.eval()
+        enc = getattr(self.model, "encode", None)
+        if enc is None:
+            raise ConfigError("model has no encode(); cannot compute embeddings")
+        out = [enc(b.inputs.to(self.device)).float().cpu() for b in data.batches(self.eval_batch_size)]
+        self.model.train()
+        return torch.cat(out)
+
+    def _check(self, data: TensorDataset, split: str) -> None:
+        for t in self.tasks:
+            if t.name not in data.targets:
+                raise ConfigError(f"{split} data has no target for task '{t.name}'")
+            t.check_target(data.targets[t.name], where=f"{split} split")
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "optimizer": self.optimizer.state_dict(),
+            "weighting": self.weighting.state_dict(),
+            "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
+            "generator": self.generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "step": self.step,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.weighting.load_state_dict(state["weighting"])
+        if self.scheduler is not None and state["scheduler"] is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        self.generator.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        self.step = int(state["step"])
+
+    # ------------------------------------------------------------------ loop
+    def train_epoch(self, train: TensorDataset, epoch: int) -> dict[str, Any]:
+        """One pass over ``train``; returns mean task losses, mean weights and step logs."""
+        self.model.train()
+        k = len(self.tasks)
+        loss_sum = torch.zeros(k, device=self.device)
+        weights: list[Tensor] = []
+        extras: list[dict[str, float]] = []
+        n_steps = 0
+        for batch in train.batches(self.batch_size, shuffle=True, generator=self.generator):
+            if batch.inputs.device != self.device:
+                batch = batch.to(self.device, non_blocking=True)
+            self.optimizer.zero_grad(set_to_none=True)
+            z, preds = self._forward(batch.inputs)
+            losses = stack_losses(self.tasks, preds, batch.targets, batch.masks)
+            info = self.weighting.backward(losses, self._shared(z))
+            self.optimizer.step()
+            if self._after_step:
+                with torch.no_grad():
+                    new_losses = stack_losses(self.tasks, self._forward(batch.inputs)[1], batch.targets, batch.masks)
+                self.weighting.after_step(new_losses)  # type: ignore[attr-defined]
+            loss_sum += losses.detach()
+            weights.append(info.weights.detach())
+            if info.extra:
+                extras.append(info.extra)
+            n_steps += 1
+            self.step += 1
+        if n_steps == 0:
+            raise ConfigError("training split is empty")
+        mean_losses = (loss_sum / n_steps).cpu()
+        if not torch.isfinite(mean_losses).all():
+            bad = [t.name for t, v in zip(self.tasks, mean_losses.tolist()) if not math.isfinite(v)]
+            raise FloatingPointError(f"epoch {epoch}: training loss is not finite for task(s) {', '.join(bad)}")
+        self.weighting.on_epoch_end(mean_losses.to(self.device))
+        w = torch.stack(weights).float().cpu()
+        return {"losses": mean_losses, "weights": w, "extras": extras, "steps": n_steps}
+
+    def fit(self, train: TensorDataset, val: TensorDataset | None = None,
+            test: TensorDataset | None = None, *, resume: bool = False,
+            config: dict[str, Any] | None = None) -> FitResult:
+        """Train; select the best epoch on ``val`` (or the last epoch without ``val``);
+        score ``test`` with the best weights; write the RunDir when one was given."""
+        self._check(train, "train")
+        if val is not None:
+            self._check(val, "validation")
+        if test is not None:
+            self._check(test, "test")
+        if train.inputs.device != self.device and self.device.type == "cuda":
+            train = train.to(self.device)
+        rd = self.run_dir
+        names = [t.name for t in self.tasks]
+        start_epoch, history = 1, []
+        best_score, best_epoch, best_state = math.nan, 0, None
+        bad_epochs = 0
+        if rd is not None:
+            if config is not None:
+                rd.write_config(config)
+            state = rd.load_state() if resume else None
+            if state is not None:
+                rd.load_weights("last", self.model)
+                self.load_state_dict(state["trainer"])
+                start_epoch = int(state["epoch"]) + 1
+                best_score, best_epoch = float(state["best_score"]), int(state["best_epoch"])
+                bad_epochs = int(state["bad_epochs"])
+                rd.truncate_history(start_epoch - 1)
+                history = rd.history()
+                if rd.has("best.safetensors"):
+                    tmp = copy.deepcopy(self.model)
+                    rd.load_weights("best", tmp)
+                    best_state = {k: v.detach().clone() for k, v in tmp.state_dict().items()}
+            else:
+                rd.reset_logs()
+        t0 = time.perf_counter()
+        stopped_early = False
+        bar = tqdm(range(start_epoch, self.epochs + 1), desc="epochs", disable=(not self.progress) or None,
+                   leave=False, dynamic_ncols=True)
+        for epoch in bar:
+            te = time.perf_counter()
+            out = self.train_epoch(train, epoch)
+            train_seconds = time.perf_counter() - te
+            row: dict[str, Any] = {"epoch": epoch, "train_seconds": train_seconds,
+                                   "lr": self.optimizer.param_groups[0]["lr"]}
+            row.update({f"train_loss/{n}": float(v) for n, v in zip(names, out["losses"].tolist())})
+            row.update({f"weight/{n}": float(v) for n, v in zip(names, out["weights"].mean(0).tolist())})
+            if val is not None:
+                vm = self.evaluate(val)
+                for n in names:
+                    row.update({f"val/{n}/{m}": v for m, v in vm[n].items()})
+                score, higher = _monitor_value(self.monitor, self.tasks, vm)
+            else:
+                score, higher = -float(out["losses"].sum()), True
+            row["score"] = score
+            improved = math.isnan(best_score) or (score > best_score if higher else score < best_score)
+            if improved:
+                best_score, best_epoch, bad_epochs = score, epoch, 0
+                best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+                if rd is not None:
+                    rd.save_weights("best", self.model)
+            else:
+                bad_epochs += 1
+            if self.scheduler is not None:
+                if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                    self.scheduler.step(float(out["losses"].sum()))
+                else:
+                    self.scheduler.step()
+            history.append(row)
+            for cb in self.callbacks:
+                cb(self, epoch)
+            if rd is not None:
+                rd.append_jsonl("history.jsonl", [row])
+                if self.log_steps:
+                    first = self.step - out["steps"] + 1
+                    steps = []
+                    for i, w in enumerate(out["weights"].tolist()):
+                        srow: dict[str, Any] = {"step": first + i, "epoch": epoch}
+                        srow.update({f"w/{n}": x for n, x in zip(names, w)})
+                        if out["extras"] and i < len(out["extras"]):
+                            srow.update(out["extras"][i])
+                        steps.append(srow)
+                    rd.append_jsonl("steps.jsonl", steps)
+                rd.save_weights("last", self.model)
+                rd.save_state({"trainer": self.state_dict(), "epoch": epoch, "best_score": best_score,
+                               "best_epoch": best_epoch, "bad_epochs": bad_epochs})
+            bar.set_postfix(epoch=epoch, score=f"{score:.4f}", best=best_epoch)
+            if self.patience is not None and bad_epochs >= self.patience:
+                stopped_early = True
+                break
+        bar.close()
+        seconds = time.perf_counter() - t0
+        if best_state is not None:
+            self.model.load_state_dict(best_state)
+        val_metrics = self.evaluate(val) if val is not None else {}
+        test_metrics = self.evaluate(test) if test is not None else None
+        result = FitResult(best_epoch=best_epoch, best_score=best_score, epochs_run=len(history),
+                           history=history, val=val_metrics, test=test_metrics, seconds=seconds,
+                           stopped_early=stopped_early)
+        if rd is not None:
+            rd.write_summary({
+                "status": "complete", "tasks": names, "weighting": self.weighting.name,
+                "seed": self.seed, "best_epoch": best_epoch, "best_score": best_score,
+                "monitor": self.monitor, "epochs_run": len(history), "stopped_early": stopped_early,
+                "train_seconds": sum(r["train_seconds"] for r in history), "seconds": seconds,
+                "val": val_metrics, "test": test_metrics, "device": str(self.device),
+            })
+        return result
