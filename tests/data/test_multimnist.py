@@ -131,8 +131,8 @@ def test_shift_ranges_and_overlay_are_exact() -> None:
         for i in range(len(ds)):
             (rl, cl), (rr, cr) = _locate(left[i]), _locate(right[i])
             # Recovered offsets obey the documented ranges and agree with the metadata.
-            assert 0 <= rl <= 8 and 0 <= cl <= 4, (rl, cl)
-            assert 0 <= rr <= 8 and 4 <= cr <= 8, (rr, cr)
+            assert 0 <= rl <= 4 and 0 <= cl <= 4, (rl, cl)
+            assert 4 <= rr <= 8 and 4 <= cr <= 8, (rr, cr)
             assert (rl, cl) == tuple(m.left_offset[i]) and (rr, cr) == tuple(m.right_offset[i])
             # The layer holds exactly that source digit, identified by its content.
             li = lookup[left[i, rl : rl + 28, cl : cl + 28].tobytes()]
@@ -145,9 +145,9 @@ def test_offsets_cover_the_whole_range() -> None:
     images, labels = synthetic_digits()
     _, meta = build_multimnist_with_metadata(images, labels, train_size=3000, val_size=0, test_size=0)
     m = meta["train"]
-    assert set(m.left_offset[:, 0].tolist()) == set(range(9))
+    assert set(m.left_offset[:, 0].tolist()) == set(range(5))
     assert set(m.left_offset[:, 1].tolist()) == set(range(5))
-    assert set(m.right_offset[:, 0].tolist()) == set(range(9))
+    assert set(m.right_offset[:, 0].tolist()) == set(range(4, 9))
     assert set(m.right_offset[:, 1].tolist()) == set(range(4, 9))
 
 
