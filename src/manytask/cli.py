@@ -132,6 +132,48 @@ def demo(
     typer.echo(f"reproduce the MTL row: manytask run {path} --out RUN_DIR")
 
 
+@app.command()
+@guarded
+def compare(
+    config: Path = typer.Argument(..., help="YAML config file (training.epochs = epochs at fraction 1)"),
+    methods: str = typer.Option("stl,uniform,dwa,uncertainty,revised_uncertainty", "--methods",
+                                help="comma-separated: stl (one single-task run per task) and weighting names"),
+    seeds: str = typer.Option("10", "--seeds", help="a count (10 = seeds 0..9) or a list (0,3,7)"),
+    fractions: str = typer.Option("1,0.25,0.1", "--fractions", help="training-data fractions, comma-separated"),
+    out: Path | None = typer.Option(None, "--out", "-o", help="comparison directory (default: OUTPUT_DIR/compare-NAME); "
+                                    "rerunning into it skips finished runs"),
+    epochs_scaling: str = typer.Option("constant", "--epochs-scaling",
+                                       help="constant, or inverse: epochs = round(training.epochs / fraction) (Gong et al.)"),
+    max_epochs: int | None = typer.Option(None, "--max-epochs", help="cap on the epochs of inverse scaling"),
+    tsne_epochs: str = typer.Option("", "--tsne-epochs",
+                                    help="epochs to snapshot the shared representation, e.g. 1,5,10 (first seed, "
+                                         "largest fraction) and draw tsne.png"),
+    tsne_samples: int = typer.Option(1000, "--tsne-samples", help="validation samples in the t-SNE plot"),
+    jobs: int = typer.Option(1, "--jobs", "-j", help="runs trained at once, in separate processes"),
+    set_: list[str] | None = typer.Option(None, "--set", help="override a config value, e.g. training.epochs=3"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bars and no per-run lines"),
+) -> None:
+    """Single-task vs multi-task weightings over seeds and training fractions (Gong et al. 2019)."""
+    from manytask.config import load_config
+    from manytask.evaluation.compare import compare as run_compare
+    from manytask.evaluation.compare import parse_fractions, parse_int_list, parse_methods, parse_seeds
+
+    cfg = load_config(config, parse_overrides(set_))
+    method_list = parse_methods(methods)
+    seed_list = parse_seeds(seeds)
+    fraction_list = parse_fractions(fractions)
+    tsne = parse_int_list(tsne_epochs, "--tsne-epochs")
+    root = out or Path(cfg.output_dir) / f"compare-{cfg.name}"
+    result = run_compare(cfg, method_list, seed_list, fraction_list, root, epochs_scaling=epochs_scaling,
+                         max_epochs=max_epochs, tsne_epochs=tsne, tsne_samples=tsne_samples, jobs=jobs,
+                         progress=not quiet)
+    typer.echo(result.table)
+    typer.echo("")
+    typer.echo(f"outputs in {root}:")
+    for key, path in result.files.items():
+        typer.echo(f"  {key:12s} {path}")
+
+
 @app.command("weightings")
 def list_weightings() -> None:
     """List the registered weighting methods."""
