@@ -22,12 +22,17 @@ Exact algorithms (all three return the same optimum, with the same tie-breaking)
   that are dominated or that cannot leave enough budget to cover the other tasks
   (lower bound: the most expensive cheapest-cover of a single remaining task) are dropped.
   Frontiers do not depend on the budget, so :func:`select_many` answers a whole budget sweep
-  from one run. Cost O(3^n * frontier sizes); instant for n <= 10.
-* :func:`select` with ``method="bnb"``: Standley's branch and bound over networks: dominated
-  candidates are removed, a greedy solution is the first incumbent, children are ordered by
-  gain, candidates that cannot improve any task are filtered at every node, and a node is
-  pruned when its lower bound ``sum_t min(cur_t, min_{affordable remaining n} L(n, t))``
-  exceeds the incumbent.
+  from one run. Cost O(3^n * frontier sizes + m * 2^n); about 0.1 s for n = 10 tasks and
+  1,033 candidates (``benchmarks/selection_speed.py``).
+* :func:`select` with ``method="bnb"``: Standley's branch and bound over networks (each
+  child adds one more network from those after it in the node's order): dominated
+  candidates are removed, a greedy solution is the first incumbent, candidates that fit no
+  more or improve no task are filtered at every node, children are ordered by gain per cost,
+  and a node is pruned when its lower bound exceeds the incumbent: first
+  ``sum_t min(cur_t, min_{affordable remaining n} L(n, t))``, then a budget-aware
+  fractional-knapsack bound (:func:`_knapsack_bound`). Fine for Standley's 36 candidates;
+  exponential in the budget for large candidate sets, where the default ``"dp"`` is the
+  method to use.
 * :func:`select_brute_force`: enumerates every subset that fits the budget (for tests).
 
 Ties: among solutions whose losses differ by at most ~1e-12 the lower cost wins, then fewer
@@ -663,19 +668,28 @@ def _infeasible_message(prob: _Problem, budget: float, table: CandidateTable) ->
     )
 
 
-def _min_cover_cost(prob: _Problem) -> float:
-    """Cheapest cost of covering every task (a small DP over task sets)."""
+def _min_cover_cost(
+    prob: _Problem, idx: Sequence[int] | None = None, *, exact_blocks: bool = False
+) -> float:
+    """Cheapest cost of covering every task with candidates ``idx`` (a DP over task sets);
+    with ``exact_blocks`` the candidates' task sets must partition the tasks."""
     full = prob.full
+    cheapest: dict[int, float] = {}
+    for j in range(len(prob.cands)) if idx is None else idx:
+        cm = prob.mask[j]
+        if float(prob.cost[j]) < cheapest.get(cm, math.inf):
+            cheapest[cm] = float(prob.cost[j])
     best = [math.inf] * (full + 1)
     best[0] = 0.0
     for mask in range(full + 1):
         if not math.isfinite(best[mask]):
             continue
-        for j, cm in enumerate(prob.mask):
+        for cm, c in cheapest.items():
+            if exact_blocks and mask & cm:
+                continue
             nm = mask | cm
-            c = best[mask] + float(prob.cost[j])
-            if nm != mask and c < best[nm]:
-                best[nm] = c
+            if nm != mask and best[mask] + c < best[nm]:
+                best[nm] = best[mask] + c
     return best[full]
 
 
@@ -765,8 +779,9 @@ def higher_order_approximation(table: CandidateTable) -> CandidateTable:
 
         L_hoa(n, t) = mean_{p : |tasks(p)| = 2, t in tasks(p) subset of tasks(n), c_p = c_n} L(p, t)
 
-    (paper's example: a&b = 0.1&0.2, b&c = 0.3&0.4, a&c = 0.5&0.6 gives a&b&c = 0.35, 0.25,
-    0.5). Networks with 1 or 2 tasks keep their losses; test losses are left untouched (the
+    (paper's example: a&b = 0.1&0.2, b&c = 0.3&0.4, a&c = 0.5&0.6 gives a&b&c: b = 0.25,
+    c = 0.5 and a = (0.1 + 0.5) / 2 = 0.3; the paper prints 0.35 for a, adding c's 0.6 by
+    mistake). Networks with 1 or 2 tasks keep their losses; test losses are left untouched (the
     chosen networks are then trained for real). A network for which some task has no pair
     network of the same cost inside it cannot be predicted and is left out.
     """
@@ -908,7 +923,8 @@ def random_groupings(
 
     Losses are taken from ``score_table`` (matched by task set and cost, column
     ``score_kind``) when given, else from ``table``'s ``kind`` losses. ``None`` when no
-    draw fits within ``max_draws`` (default ``1000 * n_samples``).
+    valid grouping fits the budget at all, or none is drawn within ``max_draws`` (default
+    ``200 * n_samples``).
     """
     b = _check_budget(budget)
     if n_samples < 1:
@@ -916,8 +932,12 @@ def random_groupings(
     rng = np.random.default_rng(seed)
     prob = _problem(table, kind)
     S = _score_matrix(table, kind, score_table, score_kind)
-    max_draws = max_draws or 1000 * n_samples
+    max_draws = max_draws or 200 * n_samples
     ctol = _ctol(b)
+    affordable = [j for j in range(len(prob.cands)) if prob.cost[j] <= b + ctol]
+    exact_blocks = method == "partition"
+    if _min_cover_cost(prob, affordable, exact_blocks=exact_blocks) > b + ctol:
+        return None  # no draw can ever fit
     if method == "partition":
         totals = _random_partitions(prob, S, b, ctol, n_samples, rng, max_draws)
     elif method == "sequential":
@@ -1024,7 +1044,9 @@ def worst_selection(
     only considers sets that spend the budget: no unchosen candidate still fits in
     ``budget - cost(S)``. With ``maximal=False`` every feasible covering set counts (adding a
     network never raises the loss, so this is the worst minimal cover at any budget).
-    Exact branch and bound; ``None`` when no covering set fits.
+    Exact branch and bound over include/exclude decisions (upper bound: current per-task
+    minima, the worst remaining loss for uncovered tasks); exponential, meant for tables of
+    tens of candidates like Standley's. ``None`` when no covering set fits.
     """
     b = _check_budget(budget)
     prob = _problem(table, kind)
