@@ -27,6 +27,7 @@ import platform
 import statistics
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -107,14 +108,14 @@ def ten_tasks(repeats: int, bnb_budgets: list[float]) -> dict[str, Any]:
     per_budget: dict[str, float] = {}
     results = []
     for b in BUDGETS:
-        t, s = timed(lambda b=b: select(table, b), repeats)
+        t, s = timed(partial(select, table, b), repeats)
         per_budget[f"{b:g}"] = round(t, 4)
         results.append(s)
     t_sweep, sweep = timed(lambda: select_many(table, BUDGETS), repeats)
     bnb: dict[str, float] = {}
     bnb_agree = True
     for b in bnb_budgets:
-        t, s = timed(lambda b=b: select(table, b, method="bnb"), 1)
+        t, s = timed(partial(select, table, b, method="bnb"), 1)
         bnb[f"{b:g}"] = round(t, 3)
         bnb_agree &= key(s) == key(results[BUDGETS.index(b)])
     return {

@@ -991,9 +991,9 @@ def _random_partitions(
         nonempty = blocks > 0
         valid = ((count[blocks] > 0) | ~nonempty).all(axis=1)
         pick = (rng.random((batch, mmax)) * np.maximum(count[blocks], 1)).astype(np.int64)
-        j = lut[blocks, pick]
-        cost = np.where(nonempty, prob.cost[j], 0.0).sum(axis=1)
-        loss = np.where(nonempty, net_loss[j], 0.0).sum(axis=1)
+        nets = lut[blocks, pick]
+        cost = np.where(nonempty, prob.cost[nets], 0.0).sum(axis=1)
+        loss = np.where(nonempty, net_loss[nets], 0.0).sum(axis=1)
         ok = valid & (cost <= b + ctol)
         out.append(loss[ok])
         got += int(ok.sum())

@@ -37,6 +37,7 @@ names the file, the row and the column.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import math
 import os
 import tempfile
@@ -157,17 +158,8 @@ class Candidate:
         raise ValueError(f"loss kind must be 'val' or 'test', got {kind!r}")
 
     def replace(self, **changes: Any) -> Candidate:
-        """A copy with some fields changed."""
-        fields = {
-            "tasks": self.tasks,
-            "cost": self.cost,
-            "val_loss": self.val_loss,
-            "test_loss": self.test_loss,
-            "train_seconds": self.train_seconds,
-            "extra": self.extra,
-        }
-        fields.update(changes)
-        return Candidate(**fields)
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Candidate):
@@ -489,7 +481,7 @@ class CandidateTable:
                 arrays[c] = pa.array(values, type=pa.float64())
             else:
                 arrays[c] = pa.array([None if v is None else str(v) for v in values], pa.string())
-        tbl = pa.table(arrays) if cols else pa.table({})
+        tbl = pa.table(arrays)
         return _atomic_write(Path(path), lambda f: pq.write_table(tbl, f), text=False)
 
     def write(self, path: str | os.PathLike[str]) -> Path:
