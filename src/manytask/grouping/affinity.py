@@ -1,0 +1,498 @@
+"""Task affinities measured during one all-task training run, and groupings from them.
+
+Two affinities, both sampled every ``every`` training steps of a single multi-task run
+(uniform or configured weighting, all tasks, full width) and averaged over the run:
+
+**Lookahead inter-task affinity** (TAG; Fifty et al., NeurIPS 2021, "Efficiently Identifying
+Task Groupings for Multi-Task Learning", eq. 1-2). At step ``t`` with batch ``X^t``, shared
+parameters ``θ_s`` and the optimizer's current learning rate ``η``, for each task ``i`` take
+one SGD step of the *shared* parameters on task ``i``'s loss alone,
+
+    θ_{s|i}^{t+1} = θ_s^t - η ∇_{θ_s} L_i(X^t, θ_s^t, θ_i^t),
+
+and measure on the same batch, for every task ``j`` (task-specific heads unchanged),
+
+    Z^t_{i→j} = 1 - L_j(X^t, θ_{s|i}^{t+1}, θ_j^t) / L_j(X^t, θ_s^t, θ_j^t).
+
+``Z_{i→j} > 0``: a step for ``i`` lowers ``j``'s loss. The lookahead is a functional forward
+(:func:`torch.func.functional_call`) with the shared parameters replaced; the model, its
+buffers and the optimizer are never touched, so the training run itself is the same as
+without the measurement. ``Z = mean_t Z^t`` (pairs where ``L_j`` is zero, or task ``i`` had
+no label in the batch, are skipped for that step).
+
+**Gradient cosine similarity** (the cheaper signal; cf. Yu et al. 2020's conflicting
+gradients): ``C^t_{ij} = cos(∇_{θ_s} L_i, ∇_{θ_s} L_j)`` on the batch, ``C = mean_t C^t``;
+symmetric with ones on the diagonal.
+
+Groupings from affinities
+-------------------------
+For a group ``G`` and a task ``j ∈ G`` the affinity ``j`` receives is
+
+    S_G(j) = mean_{i ∈ G, i ≠ j} A[i, j]        (0 for a single-task group),
+
+with ``A = Z`` (TAG) or ``A = C`` (cosine). :func:`affinity_table` turns this into a candidate
+table of *predicted relative losses* ``L̂(G, j) = 1 - S_G(j)`` for every full-size candidate
+network ``G`` (cost as measured, 1 for full size), so that exact network selection
+(:func:`manytask.grouping.selection.select_many`) minimises
+``sum_j min_{G ∈ S} (1 - S_G(j)) = n - sum_j max_{G ∈ S} S_G(j)``: it maximises the total
+affinity each task receives from the best chosen group containing it, under the budget (the
+number of full-size networks) — TAG's network-selection objective (Fifty et al., sec. 3.2,
+where overlapping groups are allowed and a task is served by its highest-affinity group),
+solved exactly. Half-size networks are left out: affinities say nothing about capacity. The
+chosen groups are then trained fully and scored on their real test losses.
+
+Compute
+-------
+A training step counts 3 forward-pass units (one forward, one backward ≈ two forwards). Each
+sampled step adds ``k`` backward passes (one per task gradient, 2 units each) and, for TAG,
+``k`` lookahead forward passes (1 unit each); :meth:`AffinityResult.compute_equivalents`
+converts run + overhead into full-training equivalents.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call
+
+from manytask.data.batch import Batch, TensorDataset
+from manytask.errors import ConfigError, DataError
+from manytask.grouping.table import Candidate, CandidateTable
+from manytask.tasks import Task, stack_losses
+from manytask.weighting import SharedParts
+
+__all__ = [
+    "AffinityKind",
+    "AffinityResult",
+    "affinity_table",
+    "gradient_cosine",
+    "group_affinity",
+    "grouping_affinity",
+    "lookahead_affinity",
+    "run_affinity",
+    "train_with_affinity",
+]
+
+AffinityKind = Literal["tag", "cosine"]
+AFFINITY_KINDS: tuple[str, ...] = ("tag", "cosine")
+#: forward-pass units: a training step (forward + backward), one extra backward, one extra forward
+STEP_UNITS, BACKWARD_UNITS, FORWARD_UNITS = 3.0, 2.0, 1.0
+
+
+@dataclass
+class AffinityResult:
+    """Averaged affinities of one run.
+
+    Attributes:
+        kind: ``"tag"`` (``matrix[i, j] = Z_{i→j}``) or ``"cosine"`` (symmetric, unit diagonal).
+        tasks: task order of the matrix.
+        matrix: the averaged affinities (k × k; NaN where never measured).
+        counts: number of sampled steps behind each cell.
+        every: sampling period in training steps.
+        samples: number of sampled steps.
+        train_steps: optimizer steps of the run.
+        steps_per_epoch, epochs_run: the run's schedule.
+        extra_backward, extra_forward: passes spent on the measurement.
+        seconds: wall time of the run.
+        per_epoch: the affinity matrix averaged within each epoch (how it evolves).
+        val, test: per-task metrics of the all-task model at the end of the run.
+    """
+
+    kind: str
+    tasks: tuple[str, ...]
+    matrix: np.ndarray
+    counts: np.ndarray
+    every: int
+    samples: int
+    train_steps: int
+    steps_per_epoch: int
+    epochs_run: int
+    extra_backward: int
+    extra_forward: int
+    seconds: float = 0.0
+    per_epoch: list[np.ndarray] = field(default_factory=list)
+    val: dict[str, dict[str, float]] = field(default_factory=dict)
+    test: dict[str, dict[str, float]] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def __getitem__(self, key: tuple[str, str]) -> float:
+        i, j = key
+        return float(self.matrix[self.tasks.index(i), self.tasks.index(j)])
+
+    def overhead_equivalents(self, full_epochs: int) -> float:
+        """Measurement overhead in full-training equivalents:
+        ``(2 * extra_backward + extra_forward) / 3 / (steps_per_epoch * full_epochs)``."""
+        units = BACKWARD_UNITS * self.extra_backward + FORWARD_UNITS * self.extra_forward
+        return units / STEP_UNITS / (self.steps_per_epoch * full_epochs)
+
+    def run_equivalents(self, full_epochs: int, cost: float = 1.0) -> float:
+        """The all-task training run itself: ``epochs_run * cost / full_epochs``."""
+        return self.epochs_run * cost / full_epochs
+
+    def compute_equivalents(self, full_epochs: int, cost: float = 1.0) -> float:
+        """Run plus measurement overhead, in full-training equivalents."""
+        return self.run_equivalents(full_epochs, cost) + self.overhead_equivalents(full_epochs)
+
+    def to_markdown(self, digits: int = 4) -> str:
+        """The matrix as a markdown table (row = source task i, column = target task j)."""
+        corner = "i → j" if self.kind == "tag" else "cos"
+        head = [corner] + list(self.tasks)
+        lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for i, t in enumerate(self.tasks):
+            cells = ["—" if not math.isfinite(x) else f"{x:+.{digits}f}" for x in self.matrix[i]]
+            lines.append("| " + " | ".join([t] + cells) + " |")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["tasks"] = list(self.tasks)
+        d["matrix"] = _nan_to_none(self.matrix.tolist())
+        d["counts"] = self.counts.astype(int).tolist()
+        d["per_epoch"] = [_nan_to_none(m.tolist()) for m in self.per_epoch]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> AffinityResult:
+        d = dict(d)
+        d["tasks"] = tuple(d["tasks"])
+        d["matrix"] = np.array(_none_to_nan(d["matrix"]), dtype=float)
+        d["counts"] = np.array(d["counts"], dtype=np.int64)
+        d["per_epoch"] = [np.array(_none_to_nan(m), dtype=float) for m in d.get("per_epoch", [])]
+        return cls(**d)
+
+    def save(self, path: str | Path) -> Path:
+        from manytask.training.rundir import atomic_write_text
+
+        p = Path(path)
+        atomic_write_text(p, json.dumps(self.to_dict(), indent=2) + "\n")
+        return p
+
+    @classmethod
+    def load(cls, path: str | Path) -> AffinityResult:
+        p = Path(path)
+        try:
+            return cls.from_dict(json.loads(p.read_text()))
+        except (KeyError, TypeError, ValueError) as err:
+            raise DataError(f"{p}: not an affinity file ({type(err).__name__}: {err})") from None
+
+
+def _nan_to_none(x: Any) -> Any:
+    if isinstance(x, list):
+        return [_nan_to_none(v) for v in x]
+    return None if isinstance(x, float) and not math.isfinite(x) else x
+
+
+def _none_to_nan(x: Any) -> Any:
+    if isinstance(x, list):
+        return [_none_to_nan(v) for v in x]
+    return math.nan if x is None else x
+
+
+# ------------------------------------------------------------------------------ one batch
+def _shared_names(model: nn.Module) -> list[str]:
+    shared_fn = getattr(model, "shared_parameters", None)
+    shared = list(shared_fn()) if callable(shared_fn) else list(model.parameters())
+    ids = {id(p) for p in shared}
+    names = [n for n, p in model.named_parameters() if id(p) in ids]
+    if not names:
+        raise ConfigError("affinity: the model has no shared parameters")
+    return names
+
+
+def _task_grads(model: nn.Module, names: Sequence[str], losses: Tensor, active: Sequence[bool]) -> list[list[Tensor] | None]:
+    """∇_{θ_s} L_i for every task (None for a task without labels in the batch)."""
+    params = dict(model.named_parameters())
+    plist = [params[n] for n in names]
+    out: list[list[Tensor] | None] = []
+    for i in range(losses.shape[0]):
+        if not active[i]:
+            out.append(None)
+            continue
+        gs = torch.autograd.grad(losses[i], plist, retain_graph=True, allow_unused=True)
+        out.append([torch.zeros_like(p) if g is None else g.detach() for p, g in zip(plist, gs)])
+    return out
+
+
+def _has_labels(tasks: Sequence[Task], batch: Batch) -> list[bool]:
+    return [bool(t.label_mask(batch.targets[t.name], batch.masks.get(t.name)).any()) for t in tasks]
+
+
+def _lookahead_from_grads(model: nn.Module, tasks: Sequence[Task], batch: Batch, names: Sequence[str],
+                          grads: Sequence[list[Tensor] | None], before: Tensor, lr: float,
+                          active: Sequence[bool]) -> tuple[Tensor, Tensor]:
+    k = len(tasks)
+    Z = torch.full((k, k), math.nan, dtype=torch.float64)
+    valid = torch.zeros((k, k), dtype=torch.bool)
+    params = {n: p.detach() for n, p in model.named_parameters()}
+    for i in range(k):
+        gi = grads[i]
+        if gi is None:
+            continue
+        new = dict(params)
+        for n, g in zip(names, gi):
+            new[n] = params[n] - lr * g
+        buffers = {n: b.detach().clone() for n, b in model.named_buffers()}
+        with torch.no_grad():
+            preds = functional_call(model, (new, buffers), (batch.inputs,))
+            after = stack_losses(tasks, preds, batch.targets, batch.masks).double()
+        for j in range(k):
+            if active[j] and float(before[j]) > 0:
+                Z[i, j] = 1.0 - float(after[j]) / float(before[j])
+                valid[i, j] = True
+    return Z, valid
+
+
+def _cosine_from_grads(grads: Sequence[list[Tensor] | None]) -> tuple[Tensor, Tensor]:
+    k = len(grads)
+    C = torch.full((k, k), math.nan, dtype=torch.float64)
+    valid = torch.zeros((k, k), dtype=torch.bool)
+    flat = [None if g is None else torch.cat([x.reshape(-1) for x in g]).double() for g in grads]
+    norms = [None if f is None else float(f.norm()) for f in flat]
+    for i in range(k):
+        for j in range(k):
+            fi, fj, ni, nj = flat[i], flat[j], norms[i], norms[j]
+            if fi is None or fj is None or not ni or not nj:
+                continue
+            C[i, j] = 1.0 if i == j else float(fi @ fj) / (ni * nj)
+            valid[i, j] = True
+    return C, valid
+
+
+def _forward(model: nn.Module, x: Tensor) -> tuple[Tensor | None, dict[str, Tensor]]:
+    fwf = getattr(model, "forward_with_features", None)
+    if callable(fwf):
+        return fwf(x)
+    return None, model(x)
+
+
+def lookahead_affinity(model: nn.Module, tasks: Sequence[Task], batch: Batch, lr: float) -> Tensor:
+    """TAG's ``Z^t_{i→j}`` on one batch (k × k, NaN where undefined); the model is unchanged.
+
+    ``Z[i, j] = 1 - L_j(θ_s - lr ∇_{θ_s} L_i) / L_j(θ_s)`` with the task heads fixed.
+    """
+    names = _shared_names(model)
+    _, preds = _forward(model, batch.inputs)
+    losses = stack_losses(tasks, preds, batch.targets, batch.masks)
+    active = _has_labels(tasks, batch)
+    grads = _task_grads(model, names, losses, active)
+    Z, _ = _lookahead_from_grads(model, tasks, batch, names, grads, losses.detach().double(), lr, active)
+    return Z
+
+
+def gradient_cosine(model: nn.Module, tasks: Sequence[Task], batch: Batch) -> Tensor:
+    """Cosine similarity of the per-task gradients of the shared parameters on one batch."""
+    names = _shared_names(model)
+    _, preds = _forward(model, batch.inputs)
+    losses = stack_losses(tasks, preds, batch.targets, batch.masks)
+    active = _has_labels(tasks, batch)
+    C, _ = _cosine_from_grads(_task_grads(model, names, losses, active))
+    return C
+
+
+# ------------------------------------------------------------------------------ a whole run
+def train_with_affinity(trainer: Any, train: TensorDataset, *, kind: str = "tag", every: int = 10,
+                        val: TensorDataset | None = None, test: TensorDataset | None = None,
+                        progress: bool = False) -> AffinityResult:
+    """Train ``trainer.model`` for ``trainer.epochs`` epochs and sample affinities on the way.
+
+    A small loop around the :class:`~manytask.training.Trainer`'s pieces (its model, tasks,
+    weighting, optimizer, scheduler and shuffling generator): each step is the trainer's own
+    step (forward, ``stack_losses``, ``weighting.backward``, ``optimizer.step``); every
+    ``every``-th step (steps ``0, every, 2·every, …``) the per-task gradients of the shared
+    parameters are taken from the same forward graph before the update, and the affinity of
+    ``kind`` is measured. The learning-rate schedule steps once per epoch, as in ``fit``.
+    ``val`` / ``test`` are scored with ``trainer.evaluate`` at the end (last epoch's weights).
+    """
+    if kind not in AFFINITY_KINDS:
+        raise ConfigError(f"affinity kind must be one of {', '.join(AFFINITY_KINDS)}, got '{kind}'")
+    if every < 1:
+        raise ConfigError(f"tag_every must be >= 1, got {every}")
+    model: nn.Module = trainer.model
+    tasks: list[Task] = list(trainer.tasks)
+    k = len(tasks)
+    if k < 2:
+        raise ConfigError("affinity needs at least two tasks")
+    names = _shared_names(model)
+    device = trainer.device
+    total = torch.zeros((k, k), dtype=torch.float64)
+    count = torch.zeros((k, k), dtype=torch.int64)
+    per_epoch: list[np.ndarray] = []
+    step = samples = extra_b = extra_f = 0
+    steps_per_epoch = 0
+    t0 = time.perf_counter()
+    model.train()
+    for epoch in range(1, trainer.epochs + 1):
+        e_total = torch.zeros((k, k), dtype=torch.float64)
+        e_count = torch.zeros((k, k), dtype=torch.int64)
+        loss_sum = torch.zeros(k, dtype=torch.float64)
+        n = 0
+        for batch in train.batches(trainer.batch_size, shuffle=True, generator=trainer.generator):
+            batch = batch.to(device)
+            trainer.optimizer.zero_grad(set_to_none=True)
+            z, preds = _forward(model, batch.inputs)
+            losses = stack_losses(tasks, preds, batch.targets, batch.masks)
+            if step % every == 0:
+                active = _has_labels(tasks, batch)
+                grads = _task_grads(model, names, losses, active)
+                extra_b += sum(active)
+                if kind == "tag":
+                    lr = float(trainer.optimizer.param_groups[0]["lr"])
+                    A, ok = _lookahead_from_grads(model, tasks, batch, names, grads, losses.detach().double().cpu(),
+                                                  lr, active)
+                    extra_f += sum(active)
+                else:
+                    A, ok = _cosine_from_grads(grads)
+                e_total += torch.where(ok, A, torch.zeros_like(A))
+                e_count += ok.long()
+                samples += 1
+            shared_fn = getattr(model, "shared_parameters", None)
+            last_fn = getattr(model, "last_shared_layer", None)
+            shared = SharedParts(params=list(shared_fn()) if callable(shared_fn) else list(model.parameters()),
+                                 features=z, last_layer=list(last_fn()) if callable(last_fn) else None)
+            trainer.weighting.backward(losses, shared)
+            trainer.optimizer.step()
+            loss_sum += losses.detach().double().cpu()
+            step += 1
+            n += 1
+        if n == 0:
+            raise ConfigError("training split is empty")
+        steps_per_epoch = max(steps_per_epoch, n)
+        mean_losses = loss_sum / n
+        if not torch.isfinite(mean_losses).all():
+            raise FloatingPointError(f"epoch {epoch}: training loss is not finite")
+        trainer.weighting.on_epoch_end(mean_losses.float().to(device))
+        sched = trainer.scheduler
+        if sched is not None:
+            if isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                sched.step(float(mean_losses.sum()))
+            else:
+                sched.step()
+        total += e_total
+        count += e_count
+        per_epoch.append(_mean(e_total, e_count))
+        if progress:
+            print(f"[affinity {kind}] epoch {epoch}/{trainer.epochs}: {samples} samples", file=sys.stderr)
+    trainer.step = step
+    res = AffinityResult(
+        kind=kind, tasks=tuple(t.name for t in tasks), matrix=_mean(total, count), counts=count.numpy(),
+        every=every, samples=samples, train_steps=step, steps_per_epoch=steps_per_epoch,
+        epochs_run=trainer.epochs, extra_backward=extra_b, extra_forward=extra_f,
+        seconds=time.perf_counter() - t0, per_epoch=per_epoch,
+    )
+    if val is not None:
+        res.val = trainer.evaluate(val)
+    if test is not None:
+        res.test = trainer.evaluate(test)
+    return res
+
+
+def _mean(total: Tensor, count: Tensor) -> np.ndarray:
+    out = (total / count.clamp_min(1)).numpy().copy()
+    out[count.numpy() == 0] = np.nan
+    return out
+
+
+def run_affinity(cfg: Any, out_dir: str | Path | None = None, *, kind: str = "tag", every: int = 10,
+                 epochs: int | None = None, seed: int | None = None, threads: int = 1,
+                 progress: bool = False) -> AffinityResult:
+    """One all-task, full-width run of ``cfg`` (its weighting and optimizer) with affinities.
+
+    With ``out_dir``, the result is saved to ``out_dir/affinity.json`` and a finished file with
+    the same settings is read back instead of training again.
+
+    Args:
+        cfg: an :class:`~manytask.config.ExperimentConfig`.
+        kind: ``"tag"`` (lookahead) or ``"cosine"``.
+        every: sample every ``every`` optimizer steps (TAG's default in this library: 10).
+        epochs: length of the run (default: the config's epochs).
+        seed: run seed (default: the config's seed).
+    """
+    from manytask.experiment import build_data, build_model, columns_for, input_shape, make_trainer, task_splits
+    from manytask.grouping.candidates import pin_data_seed
+
+    cfg = pin_data_seed(cfg)
+    epochs = int(epochs or cfg.training.epochs)
+    seed = cfg.seed if seed is None else int(seed)
+    settings = {"kind": kind, "every": every, "epochs": epochs, "seed": seed,
+                "weighting": cfg.weighting.name, "config": cfg.to_dict()}
+    path = Path(out_dir) / "affinity.json" if out_dir is not None else None
+    if path is not None and path.exists():
+        old = AffinityResult.load(path)
+        if old.settings == json.loads(json.dumps(settings)):
+            return old
+        raise DataError(f"{path}: was measured with other settings; use another output folder")
+    tasks = cfg.build_tasks()
+    splits = task_splits(build_data(cfg, columns_for(tasks)), tasks)
+    prev = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        torch.manual_seed(seed)
+        model = build_model(cfg, tasks, input_shape(splits))
+        cfg_t = cfg.model_copy(update={"training": cfg.training.model_copy(update={"threads": threads})})
+        trainer = make_trainer(cfg_t, tasks, model, splits.train, seed=seed, epochs=epochs, progress=False)
+        res = train_with_affinity(trainer, splits.train, kind=kind, every=every, val=splits.val,
+                                  test=splits.test, progress=progress)
+    finally:
+        torch.set_num_threads(prev)
+    res.settings = json.loads(json.dumps(settings))
+    if path is not None:
+        res.save(path)
+    return res
+
+
+# ------------------------------------------------------------------------------ groupings
+def group_affinity(matrix: np.ndarray, tasks: Sequence[str], group: Sequence[str]) -> dict[str, float]:
+    """``S_G(j) = mean_{i ∈ G, i ≠ j} A[i, j]`` for every ``j`` in ``group`` (0 when alone).
+
+    Cells never measured (NaN) are left out of the mean.
+    """
+    idx = {t: i for i, t in enumerate(tasks)}
+    unknown = [t for t in group if t not in idx]
+    if unknown:
+        raise ConfigError(f"affinity: unknown task(s) {unknown}")
+    out: dict[str, float] = {}
+    for j in group:
+        vals = [matrix[idx[i], idx[j]] for i in group if i != j]
+        vals = [v for v in vals if math.isfinite(v)]
+        out[j] = float(np.mean(vals)) if vals else 0.0
+    return out
+
+
+def grouping_affinity(matrix: np.ndarray, tasks: Sequence[str], groups: Sequence[Sequence[str]]) -> float:
+    """Total affinity of a grouping: ``sum_j max_{G ∋ j} S_G(j)`` (TAG's objective; a task in
+    several groups counts the best one)."""
+    best: dict[str, float] = {}
+    for g in groups:
+        for j, s in group_affinity(matrix, tasks, g).items():
+            best[j] = max(best.get(j, -math.inf), s)
+    return math.fsum(best.values())
+
+
+def affinity_table(result: AffinityResult, specs: Sequence[Any], *, full_only: bool = True) -> CandidateTable:
+    """Candidate table of predicted relative losses ``L̂(G, j) = 1 - S_G(j)`` (module docstring).
+
+    Args:
+        result: measured affinities.
+        specs: :class:`~manytask.grouping.candidates.CandidateSpec` s (or objects with
+            ``tasks``, ``cost``, ``width``, ``name``); with ``full_only`` only width-1 ones.
+    """
+    cands = []
+    for s in specs:
+        if full_only and float(s.width) != 1.0:
+            continue
+        S = group_affinity(result.matrix, result.tasks, s.tasks)
+        cands.append(Candidate(frozenset(s.tasks), s.cost, {j: 1.0 - S[j] for j in s.tasks},
+                               extra={"name": s.name, "width": repr(float(s.width)), "approximation": result.kind}))
+    if not cands:
+        raise ConfigError("affinity: no full-size candidate to predict")
+    return CandidateTable(result.tasks, cands, source=f"{result.kind} affinity")
