@@ -184,6 +184,85 @@ def list_weightings() -> None:
         typer.echo(f"{name:22s} {doc[0] if doc else ''}")
 
 
+@app.command()
+@guarded
+def group(
+    config: Path = typer.Argument(..., help="YAML config file (its tasks are the ones to group)"),
+    method: str = typer.Option("exhaustive", "--method", "-m", help="exhaustive, esa, hoa, tag or cosine"),
+    budgets: str = typer.Option("", "--budgets", help="inference budgets in full-network units, e.g. 1:5:0.5 "
+                                "(default: 1 to the number of tasks, step 0.5)"),
+    executor: str = typer.Option("sequential", "--executor", help="sequential, pool or ray"),
+    workers: int = typer.Option(2, "--workers", help="pool processes / local Ray CPUs"),
+    ray_address: str | None = typer.Option(None, "--ray-address", help="address of an existing Ray cluster"),
+    out: Path | None = typer.Option(None, "--out", "-o", help="output folder (default: OUTPUT_DIR/group-NAME); "
+                                    "shared by all methods, rerunning skips finished candidates"),
+    normalize: str = typer.Option("single_task", "--normalize", help="single_task, prior or none"),
+    esa_fraction: float = typer.Option(0.2, "--esa-fraction", help="ESA: share of the schedule (epochs rounded up)"),
+    tag_every: int = typer.Option(10, "--tag-every", help="tag/cosine: sample affinities every N steps"),
+    set_: list[str] | None = typer.Option(None, "--set", help="override a config value, e.g. training.epochs=3"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no per-candidate lines"),
+) -> None:
+    """Which tasks to train together: candidates, selection per budget, baselines (Standley et al. 2020)."""
+    from manytask.config import load_config
+    from manytask.grouping.select_report import parse_budgets
+    from manytask.grouping.search import group_search
+
+    cfg = load_config(config, parse_overrides(set_))
+    budget_list = parse_budgets(budgets) if budgets.strip() else None
+    root = out or Path(cfg.output_dir) / f"group-{cfg.name}"
+    result = group_search(cfg, method, budget_list, executor, root, workers=workers, ray_address=ray_address,
+                          esa_fraction=esa_fraction, tag_every=tag_every, normalize=normalize, progress=not quiet)
+    for b, g in zip(result.budgets, result.groupings()):
+        what = "infeasible" if g is None else "  ".join("{" + ", ".join(t) + "}" for t in g)
+        typer.echo(f"budget {b:g}: {what}")
+    typer.echo("")
+    typer.echo(result.budget_table())
+    typer.echo("")
+    typer.echo(result.compute_table())
+    typer.echo("")
+    typer.echo(f"outputs in {root}:")
+    for key, path in result.files.items():
+        typer.echo(f"  {key:16s} {path}")
+
+
+@app.command()
+@guarded
+def select(
+    table: Path = typer.Argument(..., help="candidate table: .csv, .parquet or a Standley .txt file"),
+    budgets: str = typer.Option("1:5:0.5", "--budgets", help="budgets, e.g. 1:5:0.5 or 1,2,3"),
+    test: Path | None = typer.Option(None, "--test", help="table to score the chosen networks on "
+                                     "(e.g. Standley's results_test.txt)"),
+    out: Path | None = typer.Option(None, "--out", "-o", help="write selection.md/.csv/.json and budget_curves.png here"),
+    baselines: bool = typer.Option(True, "--baselines/--no-baselines", help="all-in-one, independent, random, worst"),
+    random_samples: int = typer.Option(2000, "--random-samples", help="samples of the random-groupings baseline"),
+    seed: int = typer.Option(0, "--seed", help="seed of the random-groupings baseline"),
+) -> None:
+    """Optimal networks per budget from a candidate table trained elsewhere (exact selection)."""
+    from manytask.grouping.select_report import parse_budgets, run_select
+    from manytask.reporting.tables import markdown_table
+
+    res = run_select(str(table), parse_budgets(budgets), str(test) if test else None,
+                     str(out) if out else None, baselines=baselines, n_random=random_samples, seed=seed)
+    fmt = lambda x: "—" if x is None else f"{x:.5f}"  # noqa: E731
+    rows = []
+    for r in res["selections"]:
+        if not r["feasible"]:
+            rows.append([f"{r['budget']:g}", "infeasible", "—", "—"])
+            continue
+        nets = "; ".join(f"{lab} → {'+'.join(g) if g else '(unused)'}" for lab, g in r["serves"].items())
+        rows.append([f"{r['budget']:g}", nets, fmt(r["val_loss"]), fmt(r["test_loss"])])
+    typer.echo(markdown_table(["budget", "networks", "val loss", "test loss"], rows,
+                              title=f"optimal networks — {table.name}"))
+    typer.echo("")
+    names = list(res["curves"])
+    curve_rows = [[f"{b:g}"] + [fmt(res["curves"][n][i]) for n in names] for i, b in enumerate(res["budgets"])]
+    typer.echo(markdown_table(["budget"] + names, curve_rows, title="total loss per budget"))
+    for note in res["notes"]:
+        typer.echo(f"note: {note}")
+    for key, path in res["files"].items():
+        typer.echo(f"{key}: {path}")
+
+
 def main() -> None:
     """Console entry point."""
     app(prog_name="manytask")
