@@ -175,8 +175,9 @@ def _problem(table: CandidateTable, kind: LossKind = "val") -> _Problem:
     L = table.loss_matrix(kind)
     L = np.where(np.isnan(L), np.inf, L)
     cost = table.costs()
-    masks = [sum(1 << j for j in range(L.shape[1]) if np.isfinite(L[i, j])) for i in range(len(L))]
-    heads = np.array([bin(m).count("1") for m in masks], dtype=np.int64)
+    fin = np.isfinite(L)
+    masks = [int(x) for x in (fin * (1 << np.arange(L.shape[1], dtype=np.int64))).sum(axis=1)]
+    heads = fin.sum(axis=1).astype(np.int64)
     finite = L[np.isfinite(L)]
     scale = float(np.abs(finite).max()) * L.shape[1] if finite.size else 1.0
     return _Problem(
