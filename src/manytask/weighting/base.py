@@ -70,6 +70,9 @@ class WeightingMethod(nn.Module):
     name: ClassVar[str] = ""
     #: what the method needs: "losses" (loss-level), "param_grads" or "feature_grads"
     needs: ClassVar[str] = "losses"
+    #: True if the constructor takes ``label_variance`` (the trainer computes it from the
+    #: training split, see :func:`manytask.weighting.pseudo_uniform.label_variance`)
+    needs_label_variance: ClassVar[bool] = False
 
     def __init__(self, tasks: Sequence[Task]) -> None:
         super().__init__()
@@ -87,6 +90,11 @@ class WeightingMethod(nn.Module):
 
     def on_epoch_end(self, epoch_mean_losses: Tensor) -> None:
         """Called by the trainer with the epoch-mean training loss of each task."""
+
+    def after_step(self, new_losses: Tensor) -> None:
+        """Called after ``optimizer.step()`` with the task losses of the same batch recomputed
+        with the updated parameters (FAMO learns from them). A no-op by default; the trainer
+        only runs the extra forward pass for methods that override it."""
 
     def check_losses(self, losses: Tensor) -> None:
         if losses.dim() != 1 or losses.shape[0] != self.k:

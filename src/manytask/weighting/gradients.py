@@ -1,0 +1,286 @@
+"""Per-task gradients for the gradient-level methods: one engine, a batched and a looped path.
+
+Every gradient-level method (MGDA, MGDA-UB, PCGrad, CAGrad, GradNorm) needs the k × d matrix
+``J`` whose row k is the gradient of task loss ``L_k`` with respect to the shared parameters
+(flattened and concatenated), or with respect to the shared representation ``z`` (k × (B·D)).
+This module computes it and writes the combined result back:
+
+* **Per-task gradients w.r.t. z** (:meth:`GradientEngine.feature_jacobian`). When the loss vector
+  is a ``torch.stack`` of the task losses (what :func:`manytask.tasks.stack_losses` returns), the
+  looped path starts each task's backward at that task's own loss node, so head ``k`` is
+  traversed once for task ``k`` only; the batched path runs one ``autograd.grad`` with the k
+  one-hot cotangents (``is_grads_batched=True``), which traverses every head for every task but in
+  one vectorised call.
+* **Per-task gradients w.r.t. the shared parameters** (:meth:`GradientEngine.param_jacobian`).
+  When every path from the losses to the shared parameters runs through ``z`` (hard parameter
+  sharing), the engine first takes the per-task ``∂L_k/∂z`` (cheap: heads only) and then the
+  Jacobian as vector-Jacobian products of the trunk with those k cotangents, so the heads are not
+  back-propagated k times. Otherwise it back-propagates each task loss (or the k one-hot
+  cotangents in one batched call) all the way.
+* **Head step** (:meth:`GradientEngine.head_backward`): one backward of ``Σ_k L_k`` restricted to
+  the task-specific leaves (found by walking the autograd graph, stopping at ``z``), so heads get
+  their own unweighted ``∂L_k/∂θ_k`` and the shared ``.grad`` is left alone.
+* **Write-back** (:func:`write_grads`, :meth:`GradientEngine.features_backward`): the combined
+  d-vector is *added* to the shared ``.grad`` (so gradient accumulation works); a combined
+  representation gradient is back-propagated through the trunk once.
+
+``mode``: ``"batched"`` (one vectorised backward), ``"loop"`` (k calls of ``autograd.grad`` with
+``retain_graph``) or ``"auto"``: batched on CUDA, loop on CPU. Measured on a 2-core CPU with the
+LeNet MultiMNIST model (``benchmarks/weighting_speed.py``) the vmap-based batched backward was
+slower than the loop (convolution backward under vmap falls back to slow paths), while on a GPU
+the loop is bound by kernel launches and the batched path wins.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+import torch
+from torch import Tensor
+
+from manytask.errors import ConfigError
+from manytask.tasks import Task
+from manytask.weighting.base import SharedParts, StepInfo, WeightingMethod
+
+EngineMode = Literal["auto", "batched", "loop"]
+ENGINE_MODES: tuple[str, ...] = ("auto", "batched", "loop")
+
+_GradientEdge: Any = getattr(torch.autograd.graph, "GradientEdge", None)
+
+
+@dataclass
+class GraphInfo:
+    """What the engine learned from one walk of the autograd graph of the losses.
+
+    Attributes:
+        head_leaves: leaf tensors (parameters) the losses depend on that are neither shared nor
+            behind ``features``: the task-specific parameters.
+        through_features: True if every path from the losses to a shared parameter passes
+            through ``features`` (then the z-first Jacobian is exact).
+    """
+
+    head_leaves: list[Tensor]
+    through_features: bool
+
+
+def _flat(grads: Sequence[Tensor | None], params: Sequence[Tensor], batch: int | None = None) -> Tensor:
+    parts: list[Tensor] = []
+    for g, p in zip(grads, params):
+        if g is None:
+            shape = (p.numel(),) if batch is None else (batch, p.numel())
+            parts.append(torch.zeros(shape, dtype=p.dtype, device=p.device))
+        else:
+            parts.append(g.reshape(-1) if batch is None else g.reshape(batch, -1))
+    return torch.cat(parts, dim=-1)
+
+
+def write_grads(params: Sequence[Tensor], vec: Tensor) -> None:
+    """Add the flat vector ``vec`` (concatenated in ``params`` order) to ``p.grad``."""
+    total = sum(p.numel() for p in params)
+    if vec.numel() != total:
+        raise ValueError(f"write_grads: vector has {vec.numel()} entries, parameters have {total}")
+    offset = 0
+    for p in params:
+        n = p.numel()
+        g = vec[offset : offset + n].view(p.shape).to(p.dtype)
+        offset += n
+        if p.grad is None:
+            p.grad = g.clone()
+        else:
+            p.grad.add_(g)
+
+
+def _loss_edges(losses: Tensor) -> list[tuple[Any, int]] | None:
+    """The k per-task entry points of a ``torch.stack``-ed loss vector, or None."""
+    fn = losses.grad_fn
+    if _GradientEdge is None or fn is None or type(fn).__name__ != "StackBackward0":
+        return None
+    edges = list(fn.next_functions)
+    if len(edges) != losses.shape[0]:
+        return None
+    return edges
+
+
+class GradientEngine:
+    """Per-task gradients of a loss vector, batched or looped (see the module docstring).
+
+    Args:
+        mode: ``"auto"`` (batched on CUDA, loop elsewhere), ``"batched"`` or ``"loop"``.
+    """
+
+    def __init__(self, mode: str = "auto") -> None:
+        if mode not in ENGINE_MODES:
+            raise ConfigError(f"weighting engine: unknown mode '{mode}' (expected one of {', '.join(ENGINE_MODES)})")
+        self.mode = mode
+
+    def path(self, device: torch.device) -> str:
+        """The path used on ``device``: ``"batched"`` or ``"loop"``."""
+        if self.mode != "auto":
+            return self.mode
+        return "batched" if device.type == "cuda" else "loop"
+
+    # ------------------------------------------------------------------ graph
+    def inspect(self, losses: Tensor, params: Sequence[Tensor], features: Tensor | None = None) -> GraphInfo:
+        """Walk the graph of ``losses``: task-specific leaves, and whether ``features`` cuts it."""
+        shared_ids = {id(p) for p in params}
+        stop = features.grad_fn if features is not None else None
+        feat_id = id(features) if features is not None else None
+        leaves: list[Tensor] = []
+        seen: dict[int, Any] = {}  # holds the node objects so that ids stay unique
+        reached_shared = False
+        stack = [losses.grad_fn]
+        while stack:
+            fn = stack.pop()
+            if fn is None or id(fn) in seen:
+                continue
+            seen[id(fn)] = fn
+            if stop is not None and fn is stop:
+                continue
+            var = getattr(fn, "variable", None)
+            if var is not None:  # AccumulateGrad: a leaf
+                if id(var) in shared_ids:
+                    reached_shared = True
+                elif id(var) != feat_id:
+                    leaves.append(var)
+                continue
+            stack.extend(nf for nf, _ in fn.next_functions)
+        usable = features is not None and features.requires_grad and not reached_shared
+        return GraphInfo(head_leaves=leaves, through_features=usable)
+
+    def head_backward(self, losses: Tensor, info: GraphInfo, retain_graph: bool = True) -> None:
+        """Accumulate ``∂(Σ_k L_k)/∂θ`` into the task-specific leaves only."""
+        if info.head_leaves:
+            torch.autograd.backward(losses.sum(), inputs=info.head_leaves, retain_graph=retain_graph)
+
+    # ------------------------------------------------------------------ jacobians
+    def _one_hot(self, losses: Tensor) -> Tensor:
+        return torch.eye(losses.shape[0], dtype=losses.dtype, device=losses.device)
+
+    def _task_grads_loop(self, losses: Tensor, inputs: Sequence[Tensor]) -> list[tuple[Tensor | None, ...]]:
+        edges = _loss_edges(losses)
+        one = torch.ones((), dtype=losses.dtype, device=losses.device)
+        out: list[tuple[Tensor | None, ...]] = []
+        for i in range(losses.shape[0]):
+            if edges is not None:
+                node, nr = edges[i]
+                if node is None:  # this loss does not depend on anything that needs a gradient
+                    out.append(tuple(None for _ in inputs))
+                    continue
+                grads = torch.autograd.grad(
+                    [_GradientEdge(node, nr)], list(inputs), grad_outputs=[one], retain_graph=True, allow_unused=True
+                )
+            else:
+                grads = torch.autograd.grad(losses[i], list(inputs), retain_graph=True, allow_unused=True)
+            out.append(tuple(grads))
+        return out
+
+    def feature_jacobian(self, losses: Tensor, features: Tensor) -> Tensor:
+        """``(k, *features.shape)``: the gradient of each task loss w.r.t. ``features``."""
+        k = losses.shape[0]
+        if self.path(losses.device) == "batched":
+            (g,) = torch.autograd.grad(
+                losses, features, self._one_hot(losses), retain_graph=True, is_grads_batched=True, allow_unused=True
+            )
+            return torch.zeros((k, *features.shape), dtype=features.dtype, device=features.device) if g is None else g
+        rows = [
+            torch.zeros_like(features) if g[0] is None else g[0] for g in self._task_grads_loop(losses, [features])
+        ]
+        return torch.stack(rows)
+
+    def param_jacobian(
+        self, losses: Tensor, params: Sequence[Tensor], features: Tensor | None = None, info: GraphInfo | None = None
+    ) -> Tensor:
+        """``(k, d)``: the gradient of each task loss w.r.t. ``params``, flattened and concatenated.
+
+        Uses the z-first route (per-task ``∂L/∂z``, then k vector-Jacobian products of the
+        trunk) when ``features`` cuts every path to ``params``; otherwise back-propagates each
+        loss through the whole graph.
+        """
+        params = list(params)
+        k = losses.shape[0]
+        if info is None:
+            info = self.inspect(losses, params, features)
+        batched = self.path(losses.device) == "batched"
+        if info.through_features and features is not None:
+            gz = self.feature_jacobian(losses, features)
+            if batched:
+                grads = torch.autograd.grad(
+                    features, params, gz, retain_graph=True, is_grads_batched=True, allow_unused=True
+                )
+                return _flat(grads, params, batch=k)
+            rows = [
+                _flat(torch.autograd.grad(features, params, gz[i], retain_graph=True, allow_unused=True), params)
+                for i in range(k)
+            ]
+            return torch.stack(rows)
+        if batched:
+            grads = torch.autograd.grad(
+                losses, params, self._one_hot(losses), retain_graph=True, is_grads_batched=True, allow_unused=True
+            )
+            return _flat(grads, params, batch=k)
+        return torch.stack([_flat(g, params) for g in self._task_grads_loop(losses, params)])
+
+    # ------------------------------------------------------------------ write-back
+    @staticmethod
+    def features_backward(features: Tensor, cotangent: Tensor, params: Sequence[Tensor], retain_graph: bool = True) -> None:
+        """Back-propagate one representation gradient through the trunk into ``params``' ``.grad``."""
+        torch.autograd.backward(features, cotangent.view_as(features), inputs=list(params), retain_graph=retain_graph)
+
+
+class GradientWeighting(WeightingMethod):
+    """Base of the methods whose shared update is a combination ``Σ_k c_k g_k`` of per-task gradients.
+
+    A subclass maps the k × k Gram matrix ``G G^T`` of the per-task gradients (and the losses) to
+    the coefficients ``c`` in :meth:`coefficients`; the engine does everything else. Shared
+    parameters receive exactly ``Σ_k c_k g_k`` (added to their ``.grad``); task-specific
+    parameters receive their own unweighted ``∂L_k/∂θ_k``. ``StepInfo.weights`` is ``c``.
+
+    Args:
+        tasks: the tasks in loss order.
+        engine: ``"auto"``, ``"batched"`` or ``"loop"`` (see :class:`GradientEngine`).
+    """
+
+    needs: ClassVar[str] = "param_grads"
+    #: ``"params"``: gradients w.r.t. the shared parameters; ``"features"``: w.r.t. ``z``
+    wrt: ClassVar[str] = "params"
+
+    def __init__(self, tasks: Sequence[Task], engine: str = "auto") -> None:
+        super().__init__(tasks)
+        try:
+            self.engine = GradientEngine(engine)
+        except ConfigError as exc:
+            raise ConfigError(f"weighting '{self.name}': {exc}") from None
+
+    def coefficients(self, gram: Tensor, losses: Tensor) -> Tensor:
+        """Return ``c`` (k,) from the Gram matrix (k, k) and the losses (k,), both float64 on CPU."""
+        raise NotImplementedError
+
+    def backward(self, losses: Tensor, shared: SharedParts | None = None) -> StepInfo:
+        self.check_losses(losses)
+        if shared is None:
+            raise ValueError(f"weighting '{self.name}': needs shared=SharedParts(params=..., features=...)")
+        params = [p for p in shared.params if p.requires_grad]
+        features = shared.features
+        if self.wrt == "features":
+            if features is None or not features.requires_grad:
+                raise ValueError(
+                    f"weighting '{self.name}': needs the shared representation in the graph (SharedParts.features)"
+                )
+            info = self.engine.inspect(losses, params, features)
+            jac = self.engine.feature_jacobian(losses, features).reshape(self.k, -1)
+        else:
+            info = self.engine.inspect(losses, params, features)
+            jac = self.engine.param_jacobian(losses, params, features, info)
+        gram = (jac @ jac.T).detach().to(torch.float64).cpu()
+        coef = self.coefficients(gram, losses.detach().to(torch.float64).cpu())
+        c = coef.to(device=jac.device, dtype=jac.dtype)
+        combined = c @ jac
+        self.engine.head_backward(losses, info)
+        if self.wrt == "features":
+            assert features is not None
+            self.engine.features_backward(features, combined, params)
+        else:
+            write_grads(params, combined)
+        return StepInfo(weights=c.detach())

@@ -1,0 +1,130 @@
+"""The per-task gradient engine: batched and looped paths agree, heads and shared .grad are right."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from manytask.errors import ConfigError
+from manytask.tasks import stack_losses
+from manytask.weighting import MGDA, GradientEngine, SharedParts, write_grads
+
+from weighting_helpers import TASKS, flat_grad, forward, setup, single_thread  # noqa: F401  (autouse fixture)
+
+
+def _naive_jacobian(model, x, y, wrt):  # type: ignore[no-untyped-def]
+    rows = []
+    for i in range(len(TASKS)):
+        losses, shared = forward(model, x, y)
+        inputs = [shared.features] if wrt == "features" else shared.params
+        grads = torch.autograd.grad(losses[i], inputs)
+        rows.append(torch.cat([g.reshape(-1) for g in grads]))
+    return torch.stack(rows)
+
+
+@pytest.mark.parametrize("mode", ["batched", "loop"])
+def test_param_and_feature_jacobians_match_naive_per_task_backward(mode: str) -> None:
+    model, x, y = setup(dtype=torch.float64)
+    engine = GradientEngine(mode)
+    losses, shared = forward(model, x, y)
+    jp = engine.param_jacobian(losses, shared.params, shared.features)
+    jf = engine.feature_jacobian(losses, shared.features).reshape(len(TASKS), -1)
+    assert torch.allclose(jp, _naive_jacobian(model, x, y, "params"), atol=1e-12)
+    assert torch.allclose(jf, _naive_jacobian(model, x, y, "features"), atol=1e-12)
+
+
+def test_batched_and_looped_agree_on_every_route() -> None:
+    model, x, y = setup(dtype=torch.float64)
+    out = {}
+    for mode in ("batched", "loop"):
+        eng = GradientEngine(mode)
+        losses, shared = forward(model, x, y)
+        out[mode] = (
+            eng.param_jacobian(losses, shared.params, shared.features),  # z-first route
+            eng.param_jacobian(losses, shared.params, None),  # whole-graph route
+            eng.feature_jacobian(losses, shared.features),
+        )
+    for a, b in zip(out["batched"], out["loop"]):
+        assert torch.allclose(a, b, atol=1e-6, rtol=0)
+    assert torch.allclose(out["loop"][0], out["loop"][1], atol=1e-12)
+
+
+def test_losses_that_are_not_a_stack_fall_back() -> None:
+    model, x, y = setup(dtype=torch.float64)
+    ref = _naive_jacobian(model, x, y, "params")
+    for mode in ("batched", "loop"):
+        losses, shared = forward(model, x, y)
+        scaled = losses * 1.0  # no longer a StackBackward node
+        assert torch.allclose(GradientEngine(mode).param_jacobian(scaled, shared.params, shared.features), ref)
+
+
+def test_head_reaching_a_shared_parameter_disables_the_z_route() -> None:
+    model, x, y = setup(dtype=torch.float64)
+    engine = GradientEngine("loop")
+    z, preds = model.forward_with_features(x)
+    preds["size"] = preds["size"] + (x @ model.fc.weight.T).sum(1, keepdim=True) * 0.1  # bypasses z
+    losses = stack_losses(TASKS, preds, y)
+    info = engine.inspect(losses, model.shared_parameters(), z)
+    assert not info.through_features
+    jac = engine.param_jacobian(losses, model.shared_parameters(), z, info)
+    naive = torch.stack([torch.cat([g.reshape(-1) for g in torch.autograd.grad(losses[i], model.shared_parameters(), retain_graph=True)])
+                         for i in range(3)])
+    assert torch.allclose(jac, naive)
+
+
+def test_inspect_finds_exactly_the_head_parameters() -> None:
+    model, x, y = setup()
+    losses, shared = forward(model, x, y)
+    info = GradientEngine().inspect(losses, shared.params, shared.features)
+    assert {id(p) for p in info.head_leaves} == {id(p) for p in model.head_parameters()}
+    assert info.through_features
+
+
+def test_gradient_method_leaves_only_the_combination_on_shared_and_own_gradients_on_heads() -> None:
+    model, x, y = setup(dtype=torch.float64)
+    losses, shared = forward(model, x, y)
+    jac = _naive_jacobian(model, x, y, "params")
+    pre = [torch.full_like(p, 0.25) for p in model.parameters()]
+    for p, g in zip(model.parameters(), pre):  # accumulation: existing .grad is kept and added to
+        p.grad = g.clone()
+    info = MGDA(TASKS).backward(losses, shared)
+    shared_expected = info.weights.to(jac) @ jac + 0.25
+    assert torch.allclose(flat_grad(model.shared_parameters()), shared_expected, atol=1e-12)
+    twin_model, _, _ = setup(dtype=torch.float64)
+    twin_losses, _ = forward(twin_model, x, y)
+    heads = torch.autograd.grad(twin_losses.sum(), twin_model.head_parameters())
+    got = [p.grad - 0.25 for p in model.head_parameters()]
+    for a, b in zip(got, heads):
+        assert torch.allclose(a, b, atol=1e-12)
+
+
+def test_write_grads_adds_and_checks_size() -> None:
+    p = nn.Parameter(torch.zeros(2, 2))
+    q = nn.Parameter(torch.zeros(3))
+    write_grads([p, q], torch.arange(7.0))
+    write_grads([p, q], torch.ones(7))
+    assert torch.equal(p.grad, torch.tensor([[1.0, 2.0], [3.0, 4.0]]))
+    assert torch.equal(q.grad, torch.tensor([5.0, 6.0, 7.0]))
+    with pytest.raises(ValueError, match="6 entries"):
+        write_grads([p, q], torch.ones(6))
+
+
+def test_auto_mode_picks_by_device() -> None:
+    eng = GradientEngine("auto")
+    assert eng.path(torch.device("cpu")) == "loop"
+    assert eng.path(torch.device("cuda")) == "batched"
+    with pytest.raises(ConfigError, match="'vmap'"):
+        GradientEngine("vmap")
+
+
+def test_unused_shared_parameter_gets_zero_rows() -> None:
+    model, x, y = setup(dtype=torch.float64)
+    extra = nn.Parameter(torch.ones(3, dtype=torch.float64))
+    losses, shared = forward(model, x, y)
+    params = [*shared.params, extra]
+    for mode in ("batched", "loop"):
+        jac = GradientEngine(mode).param_jacobian(losses, params, shared.features)
+        assert jac.shape == (3, sum(p.numel() for p in params))
+        assert torch.equal(jac[:, -3:], torch.zeros(3, 3, dtype=torch.float64))
+    _ = SharedParts(params=params)
