@@ -251,6 +251,31 @@ class GroupSearchResult:
         return [None if s is None else [tuple(t for t in s.tasks if t in n.tasks) for n in s.networks]
                 for s in self.selections]
 
+    def budget_table(self) -> str:
+        """Markdown: per budget the chosen networks (``tasks@cost``), the total loss selection
+        predicted, the realised validation total, and every curve (test totals)."""
+        names = list(self.curves)
+        lines = ["| budget | networks | predicted (val) | realised (val) | " + " | ".join(names) + " |",
+                 "|---|---|---|---|" + "---|" * len(names)]
+        for i, b in enumerate(self.budgets):
+            sel, sv = self.selections[i], self.scored_val[i]
+            nets = ("; ".join("+".join(t for t in sel.tasks if t in n.tasks) + f"@{n.cost:.3g}" for n in sel.networks)
+                    if sel is not None else "infeasible")
+            lines.append(f"| {b:g} | {nets} | {_fmt(sel.total_loss if sel else None)} | "
+                         f"{_fmt(sv.total_loss if sv else None)} | "
+                         + " | ".join(_fmt(self.curves[n][i]) for n in names) + " |")
+        return "\n".join(lines)
+
+    def compute_table(self) -> str:
+        """Markdown: training compute in full-training equivalents."""
+        c = self.compute
+        return "\n".join([
+            "| search | final (chosen networks) | reference (normalisation) | total | exhaustive search |",
+            "|---|---|---|---|---|",
+            f"| {_fmt(c['search'], 3)} | {_fmt(c['final'], 3)} ({c['final_networks']} networks) | "
+            f"{_fmt(c['reference'], 3)} ({c['reference_networks']} networks) | {_fmt(c['total'], 3)} | "
+            f"{_fmt(c['exhaustive'], 3)} |"])
+
     def to_dict(self) -> dict[str, Any]:
         rows = []
         for b, sel, sc, sv in zip(self.budgets, self.selections, self.scored, self.scored_val):
@@ -557,23 +582,9 @@ def _write_outputs(folder: Path, res: GroupSearchResult, specs: Sequence[Candida
         else:
             L.append(_words(sel, sc))
         L.append("")
-    names = list(res.curves)
-    L += ["## Total test loss per budget", "",
-          "| budget | networks | predicted (val) | realised (val) | " + " | ".join(names) + " |",
-          "|---|---|---|---|" + "---|" * len(names)]
-    for i, b in enumerate(res.budgets):
-        sel, sv = res.selections[i], res.scored_val[i]
-        nets = "; ".join("+".join(t for t in sel.tasks if t in n.tasks) + f"@{n.cost:.3g}" for n in sel.networks) \
-            if sel is not None else "infeasible"
-        L.append(f"| {b:g} | {nets} | {_fmt(sel.total_loss if sel else None)} | {_fmt(sv.total_loss if sv else None)} | "
-                 + " | ".join(_fmt(res.curves[n][i]) for n in names) + " |")
+    L += ["## Total test loss per budget", "", res.budget_table(), "",
+          "## Training compute (full-training equivalents)", "", res.compute_table()]
     c = res.compute
-    L += ["", "## Training compute (full-training equivalents)", "",
-          "| search | final (chosen networks) | reference (normalisation) | total | exhaustive search |",
-          "|---|---|---|---|---|",
-          f"| {_fmt(c['search'], 3)} | {_fmt(c['final'], 3)} ({c['final_networks']} networks) | "
-          f"{_fmt(c['reference'], 3)} ({c['reference_networks']} networks) | {_fmt(c['total'], 3)} | "
-          f"{_fmt(c['exhaustive'], 3)} |"]
     if "affinity_overhead" in c:
         L.append(f"\nAffinity measurement overhead (included in search): {_fmt(c['affinity_overhead'], 3)} FTE.")
     t = res.timing
