@@ -244,7 +244,7 @@ def _lookahead_from_grads(model: nn.Module, tasks: Sequence[Task], batch: Batch,
         buffers = {n: b.detach().clone() for n, b in model.named_buffers()}
         with torch.no_grad():
             preds = functional_call(model, (new, buffers), (batch.inputs,))
-            after = stack_losses(tasks, preds, batch.targets, batch.masks).double()
+            after = stack_losses(list(tasks), preds, batch.targets, batch.masks).double()
         for j in range(k):
             if active[j] and float(before[j]) > 0:
                 Z[i, j] = 1.0 - float(after[j]) / float(before[j])
@@ -282,7 +282,7 @@ def lookahead_affinity(model: nn.Module, tasks: Sequence[Task], batch: Batch, lr
     """
     names = _shared_names(model)
     _, preds = _forward(model, batch.inputs)
-    losses = stack_losses(tasks, preds, batch.targets, batch.masks)
+    losses = stack_losses(list(tasks), preds, batch.targets, batch.masks)
     active = _has_labels(tasks, batch)
     grads = _task_grads(model, names, losses, active)
     Z, _ = _lookahead_from_grads(model, tasks, batch, names, grads, losses.detach().double(), lr, active)
@@ -293,7 +293,7 @@ def gradient_cosine(model: nn.Module, tasks: Sequence[Task], batch: Batch) -> Te
     """Cosine similarity of the per-task gradients of the shared parameters on one batch."""
     names = _shared_names(model)
     _, preds = _forward(model, batch.inputs)
-    losses = stack_losses(tasks, preds, batch.targets, batch.masks)
+    losses = stack_losses(list(tasks), preds, batch.targets, batch.masks)
     active = _has_labels(tasks, batch)
     C, _ = _cosine_from_grads(_task_grads(model, names, losses, active))
     return C
@@ -340,7 +340,7 @@ def train_with_affinity(trainer: Any, train: TensorDataset, *, kind: str = "tag"
             batch = batch.to(device)
             trainer.optimizer.zero_grad(set_to_none=True)
             z, preds = _forward(model, batch.inputs)
-            losses = stack_losses(tasks, preds, batch.targets, batch.masks)
+            losses = stack_losses(list(tasks), preds, batch.targets, batch.masks)
             if step % every == 0:
                 active = _has_labels(tasks, batch)
                 grads = _task_grads(model, names, losses, active)

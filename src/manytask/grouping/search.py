@@ -277,7 +277,7 @@ class GroupSearchResult:
             f"{_fmt(c['exhaustive'], 3)} |"])
 
     def to_dict(self) -> dict[str, Any]:
-        rows = []
+        rows: list[dict[str, Any]] = []
         for b, sel, sc, sv in zip(self.budgets, self.selections, self.scored, self.scored_val):
             if sel is None:
                 rows.append({"budget": b, "feasible": False})
