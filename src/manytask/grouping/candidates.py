@@ -348,9 +348,11 @@ def train_candidates(
                             "use another output folder")
     todo = [s for s in specs if s.key not in have]
     config = cfg.to_dict()
+    if config["data"].get("idx_dir"):  # workers (Ray) may run in another working directory
+        config["data"]["idx_dir"] = str(Path(config["data"]["idx_dir"]).expanduser().resolve())
     jobs = [TrainJob(index=i, name=s.name, config=config, tasks=s.tasks, width=s.width,
                      seed=candidate_seed(base, s.name), epochs=epochs,
-                     run_dir=str(stage / RUNS_DIR / s.name), threads=threads)
+                     run_dir=str((stage / RUNS_DIR / s.name).resolve()), threads=threads)
             for i, s in enumerate(todo)]
     if jobs:
         own = not isinstance(executor, Executor)
