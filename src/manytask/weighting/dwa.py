@@ -36,6 +36,9 @@ class DWA(LossWeighting):
     """
 
     name = "dwa"
+    history: Tensor
+    epochs_seen: Tensor
+    lambdas: Tensor
 
     def __init__(self, tasks: Sequence[Task], temperature: float = 2.0) -> None:
         super().__init__(tasks)

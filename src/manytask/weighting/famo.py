@@ -53,6 +53,13 @@ class FAMO(LossWeighting):
     """
 
     name = "famo"
+    min_losses: Tensor
+    xi: Tensor
+    exp_avg: Tensor
+    exp_avg_sq: Tensor
+    steps: Tensor
+    prev_losses: Tensor
+    has_prev: Tensor
 
     def __init__(self, tasks: Sequence[Task], beta: float = 0.025, gamma: float = 1e-3, eps: float = 1e-8,
                  min_losses: Sequence[float] | None = None, xi_optimizer: str = "adam") -> None:

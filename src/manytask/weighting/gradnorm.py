@@ -51,6 +51,8 @@ class GradNorm(WeightingMethod):
 
     name = "gradnorm"
     needs = "param_grads"
+    initial_losses: Tensor
+    has_initial: Tensor
 
     def __init__(self, tasks: Sequence[Task], alpha: float = 1.5, engine: str = "auto") -> None:
         super().__init__(tasks)

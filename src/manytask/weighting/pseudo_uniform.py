@@ -74,6 +74,7 @@ class PseudoUniform(LossWeighting):
 
     name = "pseudo_uniform"
     needs_label_variance = True
+    scale: Tensor
 
     def __init__(self, tasks: Sequence[Task], label_variance: Mapping[str, float] | None = None) -> None:
         super().__init__(tasks)

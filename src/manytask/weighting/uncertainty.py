@@ -48,6 +48,7 @@ class Uncertainty(LossWeighting):
     """
 
     name = "uncertainty"
+    factor: Tensor
 
     def __init__(self, tasks: Sequence[Task], init_log_var: float = 0.0) -> None:
         super().__init__(tasks)
