@@ -128,6 +128,7 @@ BAD: list[tuple[str, dict[str, Any], str]] = [
     ("cagrad", {"rescale": 3}, "rescale"),
     ("cagrad", {"engine": "vmap"}, "vmap"),
     ("pseudo_uniform", {"label_variance": {"size": 0.0}}, "size"),
+    ("imtl_g", {"on": "heads"}, "heads"),
     ("uniform", {"temperature": 2.0}, "temperature"),
 ]
 

@@ -13,6 +13,7 @@ from manytask.weighting import (
     MGDA,
     MGDAUB,
     CAGrad,
+    IMTLG,
     GradNorm,
     PCGrad,
     SharedParts,
@@ -210,3 +211,15 @@ def test_cagrad_dual_solver_reaches_slsqp_objective(k: int) -> None:
     w = solve_dual(m, m @ b, sqrt_phi)
     assert w.min() >= 0 and w.sum() == pytest.approx(1.0)
     assert objective(w) <= ref.fun + 1e-9 * float(np.diag(m).max())
+
+
+@pytest.mark.parametrize("k", [2, 3, 6])
+def test_imtl_g_update_has_equal_projections_on_unit_gradients(k: int) -> None:
+    g = torch.randn(k, 9, generator=torch.Generator().manual_seed(k), dtype=torch.float64)
+    g = g * torch.tensor([1.0, 5.0, 0.2, 2.0, 1.0, 3.0][:k], dtype=torch.float64)[:, None]  # different scales
+    losses, theta = _linear_losses(g)
+    info = IMTLG(_tasks(k), on="params").backward(losses, SharedParts(params=[theta]))
+    assert float(info.weights.sum()) == pytest.approx(1.0)
+    proj = g @ theta.grad / g.norm(dim=1)
+    assert torch.allclose(proj, proj[0].expand(k), rtol=1e-8)
+    assert torch.allclose(theta.grad, info.weights @ g)

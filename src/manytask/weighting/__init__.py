@@ -2,7 +2,7 @@
 
 Loss-level: ``uniform``, ``pseudo_uniform``, ``uncertainty``, ``revised_uncertainty``, ``dwa``,
 ``rlw``, ``famo``. Gradient-level (per-task gradients from :mod:`manytask.weighting.gradients`):
-``gradnorm``, ``mgda``, ``mgda_ub``, ``pcgrad``, ``cagrad``. See ``docs/weighting.md``.
+``gradnorm``, ``mgda``, ``mgda_ub``, ``pcgrad``, ``cagrad``, ``imtl_g``. See ``docs/weighting.md``.
 """
 
 from manytask.weighting.base import (
@@ -20,6 +20,7 @@ from manytask.weighting.dwa import DWA
 from manytask.weighting.famo import FAMO
 from manytask.weighting.gradients import GradientEngine, GradientWeighting, write_grads
 from manytask.weighting.gradnorm import GradNorm
+from manytask.weighting.imtl import IMTLG, imtl_g_weights
 from manytask.weighting.mgda import MGDA, MGDAUB, min_norm_weights
 from manytask.weighting.pcgrad import PCGrad, pcgrad_coefficients
 from manytask.weighting.pseudo_uniform import PseudoUniform, label_variance
@@ -34,6 +35,7 @@ __all__ = [
     "GradNorm",
     "GradientEngine",
     "GradientWeighting",
+    "IMTLG",
     "LossWeighting",
     "MGDA",
     "MGDAUB",
@@ -50,6 +52,7 @@ __all__ = [
     "cagrad_coefficients",
     "create",
     "get",
+    "imtl_g_weights",
     "label_variance",
     "min_norm_weights",
     "pcgrad_coefficients",
