@@ -117,7 +117,9 @@ def _frac_label(fraction: float) -> str:
 # ---------------------------------------------------------------------- arguments
 def parse_seeds(value: str | int | Sequence[int]) -> list[int]:
     """Seeds from the command line: ``"10"`` (or 10) → 0..9; ``"0,3,7"`` → [0, 3, 7]."""
-    if isinstance(value, int) and not isinstance(value, bool):
+    if isinstance(value, bool):
+        raise ConfigError(f"--seeds: expected a count (10) or a list (0,3,7), got {value!r}")
+    if isinstance(value, int):
         if value < 1:
             raise ConfigError(f"--seeds: need at least one seed, got {value}")
         return list(range(value))
@@ -773,7 +775,8 @@ def compare(cfg: ExperimentConfig, methods: Sequence[str] | str, seeds: Sequence
         jobs: runs trained at once in separate processes (each with ``training.threads`` or
             1 torch thread).
         progress: progress bars (only with ``jobs == 1``).
-        log: where to report each run (default: stderr); ``None`` output with ``progress=False``.
+        log: called with one line per run; default: print to stderr when ``progress`` is on,
+            nothing otherwise.
 
     Returns:
         A :class:`CompareResult`.

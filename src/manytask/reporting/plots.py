@@ -25,7 +25,7 @@ def _figure(width: float, height: float):  # noqa: ANN202 - matplotlib types
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(width, height), dpi=110)
+    fig = Figure(figsize=(width, height), dpi=110, layout="constrained")
     FigureCanvasAgg(fig)
     return fig
 
@@ -56,17 +56,22 @@ def plot_metric_vs_fraction(series: Mapping[str, Mapping[str, Sequence[Point]]],
     fig = _figure(4.6 * n, 3.8)
     axes = [fig.add_subplot(1, n, i + 1) for i in range(n)]
     for ax, task in zip(axes, tasks):
-        fractions: set[float] = set()
+        fractions = {float(p[0]) for points in series[task].values() for p in points}
+        log_x = bool(fractions) and max(fractions) / min(fractions) > 3
+        span = (max(fractions) - min(fractions)) if fractions else 0.0
+        n_lines = len(series[task])
         for j, (approach, points) in enumerate(series[task].items()):
             pts = sorted((float(f), float(m), float(s)) for f, m, s in points)
             xs = np.array([p[0] for p in pts])
             ys = np.array([p[1] for p in pts])
             es = np.array([0.0 if math.isnan(p[2]) else p[2] for p in pts])
-            fractions.update(xs.tolist())
+            # dodge the approaches sideways a little so that their error bars do not overlap
+            shift = 0.025 * (j - (n_lines - 1) / 2)
+            xs = xs * (1.0 + shift) if log_x else xs + shift * max(span, 0.1)
             marker = "s" if approach.lower().startswith("single") else "o"
             ax.errorbar(xs, ys, yerr=es, marker=marker, capsize=3, linewidth=1.4, markersize=4,
                         label=approach, linestyle="--" if marker == "s" else "-", zorder=3 + j)
-        if fractions and max(fractions) / min(fractions) > 3:
+        if log_x:
             ax.set_xscale("log")
         ticks = sorted(fractions)
         ax.set_xticks(ticks)
@@ -78,11 +83,9 @@ def plot_metric_vs_fraction(series: Mapping[str, Mapping[str, Sequence[Point]]],
         ax.grid(True, alpha=0.3)
     if tasks:
         handles, labels = axes[0].get_legend_handles_labels()
-        fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=min(4, len(labels)),
-                   frameon=False, fontsize=8)
+        fig.legend(handles, labels, loc="outside lower center", ncol=min(4, len(labels)), frameon=False, fontsize=8)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
     return _save(fig, path)
 
 
@@ -100,7 +103,7 @@ def plot_tsne_grid(grid: Mapping[str, Mapping[int, tuple[np.ndarray, np.ndarray]
     rows = list(grid)
     epochs = sorted({int(e) for r in grid.values() for e in r})
     nr, nc = max(1, len(rows)), max(1, len(epochs))
-    fig = _figure(3.0 * nc + 1.2, 3.0 * nr)
+    fig = _figure(2.8 * nc + 1.2, 2.8 * nr + 0.4)
     from matplotlib import colormaps
 
     cmap = colormaps["tab10"]
@@ -126,8 +129,7 @@ def plot_tsne_grid(grid: Mapping[str, Mapping[int, tuple[np.ndarray, np.ndarray]
         from matplotlib.lines import Line2D
 
         handles = [Line2D([], [], marker="o", linestyle="", color=cmap(c % 10), label=str(c)) for c in sorted(classes)]
-        fig.legend(handles=handles, title=label_name, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
+        fig.legend(handles=handles, title=label_name, loc="outside right center", frameon=False)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
     return _save(fig, path)
