@@ -25,6 +25,7 @@ from manytask.evaluation.compare import (
     parse_seeds,
 )
 from manytask.weighting import LossWeighting, available, register
+from manytask.weighting.base import _REGISTRY
 
 PNG = b"\x89PNG\r\n\x1a\n"
 runner = CliRunner()
@@ -50,9 +51,16 @@ class _Explode(LossWeighting):
         return torch.full_like(losses, math.nan), None
 
 
-for _cls in (_HalfSecond, _Explode):
-    if _cls.name not in available():
-        register(_cls)
+@pytest.fixture(autouse=True, scope="module")
+def _test_methods():
+    """Register the test-only methods while this module's tests run, and remove them after,
+    so that other test modules (which parametrize over every registered method) never see them."""
+    added = [cls for cls in (_HalfSecond, _Explode) if cls.name not in available()]
+    for cls in added:
+        register(cls)
+    yield
+    for cls in added:
+        _REGISTRY.pop(cls.name, None)
 
 TINY = {
     "name": "tiny_compare",
