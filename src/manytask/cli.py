@@ -5,11 +5,8 @@ Every command reports bad input as one line ``manytask: error: …`` and exits w
 
 from __future__ import annotations
 
-import json
-import time
 from collections.abc import Callable
 from datetime import datetime
-from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -22,9 +19,6 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="manytask: multi-task learning — train, compare weightings, group tasks.")
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-DEMO_CONFIG = "multimnist_demo.yaml"
-
 
 def fail(message: str, code: int = 2) -> None:
     typer.echo(f"manytask: error: {message}", err=True)
@@ -62,10 +56,6 @@ def parse_overrides(items: list[str] | None) -> dict[str, Any]:
     return out
 
 
-def packaged_config(name: str) -> Path:
-    return Path(str(resources.files("manytask") / "configs" / name))
-
-
 def default_run_dir(output_dir: str, name: str) -> Path:
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     return Path(output_dir) / f"{name}-{stamp}"
@@ -99,37 +89,24 @@ def run(
 @guarded
 def demo(
     out: Path = typer.Option(Path("runs"), "--out", "-o", help="parent directory of the demo's runs"),
+    jobs: int = typer.Option(2, "--jobs", "-j", min=1, help="trainings run at once (worker processes)"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bars"),
 ) -> None:
     """MultiMNIST from the bundled real digits: STL-left, STL-right and uniform MTL."""
     from manytask.config import load_config
-    from manytask.experiment import run_experiment
+    from manytask.demo import run_demo
     from manytask.reporting.tables import metrics_table
 
-    path = packaged_config(DEMO_CONFIG)
-    cfg = load_config(path)
-    tasks = cfg.build_tasks()
     root = default_run_dir(str(out), "demo")
-    t0 = time.perf_counter()
-    rows: dict[str, dict[str, dict[str, float]]] = {}
-    dirs: list[str] = []
-    for t in tasks:
-        rd = root / f"stl-{t.name}"
-        typer.echo(f"training STL {t.name} ...", err=True)
-        res = run_experiment(cfg, rd, task_names=[t.name], progress=not quiet)
-        rows[f"STL {t.name}"] = res.test or {}
-        dirs.append(str(rd))
-    rd = root / f"mtl-{cfg.weighting.name}"
-    typer.echo(f"training MTL ({cfg.weighting.name}) ...", err=True)
-    res = run_experiment(cfg, rd, progress=not quiet)
-    rows[f"MTL {cfg.weighting.name}"] = res.test or {}
-    dirs.append(str(rd))
-    typer.echo(metrics_table(rows, tasks, title="MultiMNIST (bundled real digits): test accuracy"))
-    typer.echo(f"wall time: {time.perf_counter() - t0:.1f} s")
+    typer.echo(f"training STL per task and MTL on MultiMNIST ({jobs} at a time) ...", err=True)
+    result = run_demo(root, jobs=jobs, progress=not quiet)
+    tasks = load_config(result.config_path).build_tasks()
+    typer.echo(metrics_table(result.rows, tasks, title="MultiMNIST (bundled real digits): test accuracy"))
+    typer.echo(f"wall time: {result.seconds:.1f} s")
     typer.echo("run directories:")
-    for d in dirs:
+    for d in result.run_dirs:
         typer.echo(f"  {d}")
-    typer.echo(f"reproduce the MTL row: manytask run {path} --out RUN_DIR")
+    typer.echo(f"reproduce the MTL row: manytask run {result.config_path} --out RUN_DIR")
 
 
 @app.command()

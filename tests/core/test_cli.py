@@ -80,7 +80,7 @@ def test_run_writes_rundir_and_prints_table(tmp_path) -> None:
 
 
 def test_packaged_demo_config_is_the_repo_copy() -> None:
-    packaged = ROOT / "src" / "manytask" / "configs" / "multimnist_demo.yaml"
+    packaged = ROOT / "src" / "manytask" / "configs" / "multimnist_demo.yaml"  # what `manytask demo` reads
     assert packaged.read_text() == (ROOT / "configs" / "multimnist_demo.yaml").read_text()
 
 

@@ -136,7 +136,7 @@ class Trainer:
         deterministic: bool = True,
         run_dir: RunDir | str | None = None,
         progress: bool = True,
-        eval_batch_size: int = 1024,
+        eval_batch_size: int = 256,
         callbacks: Sequence[EpochCallback] = (),
         log_steps: bool = True,
     ) -> None:
