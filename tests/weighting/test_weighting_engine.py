@@ -81,14 +81,15 @@ def test_inspect_finds_exactly_the_head_parameters() -> None:
     assert info.through_features
 
 
-def test_gradient_method_leaves_only_the_combination_on_shared_and_own_gradients_on_heads() -> None:
+@pytest.mark.parametrize("mode", ["batched", "loop"])
+def test_gradient_method_leaves_only_the_combination_on_shared_and_own_gradients_on_heads(mode: str) -> None:
     model, x, y = setup(dtype=torch.float64)
     losses, shared = forward(model, x, y)
     jac = _naive_jacobian(model, x, y, "params")
     pre = [torch.full_like(p, 0.25) for p in model.parameters()]
     for p, g in zip(model.parameters(), pre):  # accumulation: existing .grad is kept and added to
         p.grad = g.clone()
-    info = MGDA(TASKS).backward(losses, shared)
+    info = MGDA(TASKS, engine=mode).backward(losses, shared)
     shared_expected = info.weights.to(jac) @ jac + 0.25
     assert torch.allclose(flat_grad(model.shared_parameters()), shared_expected, atol=1e-12)
     twin_model, _, _ = setup(dtype=torch.float64)
@@ -128,3 +129,24 @@ def test_unused_shared_parameter_gets_zero_rows() -> None:
         assert jac.shape == (3, sum(p.numel() for p in params))
         assert torch.equal(jac[:, -3:], torch.zeros(3, 3, dtype=torch.float64))
     _ = SharedParts(params=params)
+
+
+@pytest.mark.parametrize("wrt", ["params", "features"])
+def test_head_gradients_ride_along_identically_on_both_paths(wrt: str) -> None:
+    grads = {}
+    for mode in ("batched", "loop"):
+        model, x, y = setup(dtype=torch.float64)
+        eng = GradientEngine(mode)
+        losses, shared = forward(model, x, y)
+        info = eng.inspect(losses, shared.params, shared.features)
+        if wrt == "params":
+            eng.param_jacobian(losses, shared.params, shared.features, info, heads=True)
+        else:
+            eng.feature_jacobian(losses, shared.features, info, heads=True)
+        assert all(p.grad is None for p in model.shared_parameters())
+        grads[mode] = flat_grad(model.head_parameters())
+    model, x, y = setup(dtype=torch.float64)
+    losses, _ = forward(model, x, y)
+    ref = torch.cat([g.reshape(-1) for g in torch.autograd.grad(losses.sum(), model.head_parameters())])
+    assert torch.allclose(grads["loop"], ref, atol=1e-12)
+    assert torch.allclose(grads["batched"], ref, atol=1e-12)

@@ -1,34 +1,35 @@
 """Per-task gradients for the gradient-level methods: one engine, a batched and a looped path.
 
-Every gradient-level method (MGDA, MGDA-UB, PCGrad, CAGrad, GradNorm) needs the k × d matrix
+Every gradient-level method (MGDA, MGDA-UB, PCGrad, CAGrad, IMTL-G, GradNorm) needs the k × d matrix
 ``J`` whose row k is the gradient of task loss ``L_k`` with respect to the shared parameters
 (flattened and concatenated), or with respect to the shared representation ``z`` (k × (B·D)).
 This module computes it and writes the combined result back:
 
-* **Per-task gradients w.r.t. z** (:meth:`GradientEngine.feature_jacobian`). When the loss vector
-  is a ``torch.stack`` of the task losses (what :func:`manytask.tasks.stack_losses` returns), the
-  looped path starts each task's backward at that task's own loss node, so head ``k`` is
-  traversed once for task ``k`` only; the batched path runs one ``autograd.grad`` with the k
-  one-hot cotangents (``is_grads_batched=True``), which traverses every head for every task but in
-  one vectorised call.
-* **Per-task gradients w.r.t. the shared parameters** (:meth:`GradientEngine.param_jacobian`).
-  When every path from the losses to the shared parameters runs through ``z`` (hard parameter
-  sharing), the engine first takes the per-task ``∂L_k/∂z`` (cheap: heads only) and then the
-  Jacobian as vector-Jacobian products of the trunk with those k cotangents, so the heads are not
-  back-propagated k times. Otherwise it back-propagates each task loss (or the k one-hot
-  cotangents in one batched call) all the way.
-* **Head step** (:meth:`GradientEngine.head_backward`): one backward of ``Σ_k L_k`` restricted to
-  the task-specific leaves (found by walking the autograd graph, stopping at ``z``), so heads get
-  their own unweighted ``∂L_k/∂θ_k`` and the shared ``.grad`` is left alone.
+* **Looped path** (``mode="loop"``): one ``autograd.grad`` per task. When the loss vector is a
+  ``torch.stack`` of the task losses (what :func:`manytask.tasks.stack_losses` returns), each
+  call starts at that task's own loss node, so it traverses head k and the trunk once, and never
+  the other heads (a one-hot cotangent on the stacked vector would push zeros through all of
+  them). The task-specific leaves ride along in the same calls, so the heads' own gradients
+  ``Σ_k ∂L_k/∂θ_k`` come for free.
+* **Batched path** (``mode="batched"``): one vectorised backward (``is_grads_batched=True``).
+  For the parameter Jacobian, when every path from the losses to the shared parameters runs
+  through ``z`` (hard parameter sharing, checked by walking the graph), it takes the per-task
+  ``∂L_k/∂z`` first (k one-hot cotangents through the heads only) and then the Jacobian as one
+  batched vector-Jacobian product of the trunk with those k cotangents; otherwise it batches the
+  k one-hot cotangents through the whole graph. The heads then get one backward of ``Σ_k L_k``
+  restricted to the task-specific leaves (:meth:`GradientEngine.head_backward`).
+* **Graph walk** (:meth:`GradientEngine.inspect`): the task-specific leaves are the leaves the
+  losses reach without passing through ``z`` or a shared parameter; the shared ``.grad`` is
+  left alone, so it ends up holding only the method's combination.
 * **Write-back** (:func:`write_grads`, :meth:`GradientEngine.features_backward`): the combined
   d-vector is *added* to the shared ``.grad`` (so gradient accumulation works); a combined
   representation gradient is back-propagated through the trunk once.
 
-``mode``: ``"batched"`` (one vectorised backward), ``"loop"`` (k calls of ``autograd.grad`` with
-``retain_graph``) or ``"auto"``: batched on CUDA, loop on CPU. Measured on a 2-core CPU with the
+``mode="auto"`` is batched on CUDA and looped elsewhere. Measured on a 2-core CPU with the
 LeNet MultiMNIST model (``benchmarks/weighting_speed.py``) the vmap-based batched backward was
-slower than the loop (convolution backward under vmap falls back to slow paths), while on a GPU
-the loop is bound by kernel launches and the batched path wins.
+slower than the loop (1.2× at k = 10, 1.4× at k = 40: convolution backward under vmap
+concatenates inputs and runs grouped convolutions), while on a GPU a loop of small kernels is
+bound by launch latency, which the single batched call avoids.
 """
 
 from __future__ import annotations
@@ -149,18 +150,24 @@ class GradientEngine:
         usable = features is not None and features.requires_grad and not reached_shared
         return GraphInfo(head_leaves=leaves, through_features=usable)
 
-    def head_backward(self, losses: Tensor, info: GraphInfo, retain_graph: bool = True) -> None:
-        """Accumulate ``∂(Σ_k L_k)/∂θ`` into the task-specific leaves only."""
-        if info.head_leaves:
-            torch.autograd.backward(losses.sum(), inputs=info.head_leaves, retain_graph=retain_graph)
+    @staticmethod
+    def head_backward(losses: Tensor, leaves: Sequence[Tensor], retain_graph: bool = True) -> None:
+        """Accumulate ``∂(Σ_k L_k)/∂θ`` into the given (task-specific) leaves only."""
+        if leaves:
+            torch.autograd.backward(losses.sum(), inputs=list(leaves), retain_graph=retain_graph)
 
     # ------------------------------------------------------------------ jacobians
     def _one_hot(self, losses: Tensor) -> Tensor:
         return torch.eye(losses.shape[0], dtype=losses.dtype, device=losses.device)
 
-    def _task_grads_loop(self, losses: Tensor, inputs: Sequence[Tensor]) -> list[tuple[Tensor | None, ...]]:
+    def _loop(self, losses: Tensor, inputs: Sequence[Tensor], heads: Sequence[Tensor]) -> list[tuple[Tensor | None, ...]]:
+        """One ``autograd.grad`` per task w.r.t. ``inputs``; the task-specific leaves ``heads`` ride
+        along, and their summed gradient is added to their ``.grad``."""
         edges = _loss_edges(losses)
         one = torch.ones((), dtype=losses.dtype, device=losses.device)
+        targets = [*inputs, *heads]
+        n = len(inputs)
+        head_sum: list[Tensor | None] = [None] * len(heads)
         out: list[tuple[Tensor | None, ...]] = []
         for i in range(losses.shape[0]):
             if edges is not None:
@@ -169,58 +176,75 @@ class GradientEngine:
                     out.append(tuple(None for _ in inputs))
                     continue
                 grads = torch.autograd.grad(
-                    [_GradientEdge(node, nr)], list(inputs), grad_outputs=[one], retain_graph=True, allow_unused=True
+                    [_GradientEdge(node, nr)], targets, grad_outputs=[one], retain_graph=True, allow_unused=True
                 )
             else:
-                grads = torch.autograd.grad(losses[i], list(inputs), retain_graph=True, allow_unused=True)
-            out.append(tuple(grads))
+                grads = torch.autograd.grad(losses[i], targets, retain_graph=True, allow_unused=True)
+            out.append(tuple(grads[:n]))
+            for j, g in enumerate(grads[n:]):
+                if g is not None:
+                    acc = head_sum[j]
+                    head_sum[j] = g if acc is None else acc + g
+        for leaf, total in zip(heads, head_sum):
+            if total is None:
+                continue
+            if leaf.grad is None:
+                leaf.grad = total.detach().clone()
+            else:
+                leaf.grad.add_(total)
         return out
 
-    def feature_jacobian(self, losses: Tensor, features: Tensor) -> Tensor:
-        """``(k, *features.shape)``: the gradient of each task loss w.r.t. ``features``."""
+    def feature_jacobian(self, losses: Tensor, features: Tensor, info: GraphInfo | None = None,
+                         heads: bool = False) -> Tensor:
+        """``(k, *features.shape)``: the gradient of each task loss w.r.t. ``features``.
+
+        With ``heads=True`` the task-specific leaves of ``info`` also receive ``Σ_k ∂L_k/∂θ``
+        (in ``.grad``), for free on the looped path (the per-task calls traverse the heads anyway).
+        """
         k = losses.shape[0]
+        leaves = self._heads(losses, features, info, heads)
         if self.path(losses.device) == "batched":
             (g,) = torch.autograd.grad(
                 losses, features, self._one_hot(losses), retain_graph=True, is_grads_batched=True, allow_unused=True
             )
+            self.head_backward(losses, leaves)
             return torch.zeros((k, *features.shape), dtype=features.dtype, device=features.device) if g is None else g
-        rows = [
-            torch.zeros_like(features) if g[0] is None else g[0] for g in self._task_grads_loop(losses, [features])
-        ]
+        rows = [torch.zeros_like(features) if g[0] is None else g[0] for g in self._loop(losses, [features], leaves)]
         return torch.stack(rows)
 
-    def param_jacobian(
-        self, losses: Tensor, params: Sequence[Tensor], features: Tensor | None = None, info: GraphInfo | None = None
-    ) -> Tensor:
+    def param_jacobian(self, losses: Tensor, params: Sequence[Tensor], features: Tensor | None = None,
+                       info: GraphInfo | None = None, heads: bool = False) -> Tensor:
         """``(k, d)``: the gradient of each task loss w.r.t. ``params``, flattened and concatenated.
 
-        Uses the z-first route (per-task ``∂L/∂z``, then k vector-Jacobian products of the
-        trunk) when ``features`` cuts every path to ``params``; otherwise back-propagates each
-        loss through the whole graph.
+        Looped path: one backward per task, started at that task's own loss (its head and the
+        trunk, once each). Batched path: when ``features`` cuts every path to ``params``, the
+        z-first route (per-task ``∂L/∂z`` through the heads, then one batched vector-Jacobian
+        product of the trunk with the k cotangents); otherwise one batched backward of the k
+        one-hot cotangents. ``heads=True``: as in :meth:`feature_jacobian`.
         """
         params = list(params)
         k = losses.shape[0]
         if info is None:
             info = self.inspect(losses, params, features)
-        batched = self.path(losses.device) == "batched"
+        leaves = self._heads(losses, features, info, heads)
+        if self.path(losses.device) == "loop":
+            return torch.stack([_flat(g, params) for g in self._loop(losses, params, leaves)])
         if info.through_features and features is not None:
             gz = self.feature_jacobian(losses, features)
-            if batched:
-                grads = torch.autograd.grad(
-                    features, params, gz, retain_graph=True, is_grads_batched=True, allow_unused=True
-                )
-                return _flat(grads, params, batch=k)
-            rows = [
-                _flat(torch.autograd.grad(features, params, gz[i], retain_graph=True, allow_unused=True), params)
-                for i in range(k)
-            ]
-            return torch.stack(rows)
-        if batched:
+            grads = torch.autograd.grad(features, params, gz, retain_graph=True, is_grads_batched=True, allow_unused=True)
+        else:
             grads = torch.autograd.grad(
                 losses, params, self._one_hot(losses), retain_graph=True, is_grads_batched=True, allow_unused=True
             )
-            return _flat(grads, params, batch=k)
-        return torch.stack([_flat(g, params) for g in self._task_grads_loop(losses, params)])
+        self.head_backward(losses, leaves)
+        return _flat(grads, params, batch=k)
+
+    def _heads(self, losses: Tensor, features: Tensor | None, info: GraphInfo | None, heads: bool) -> list[Tensor]:
+        if not heads:
+            return []
+        if info is None:
+            raise ValueError("heads=True needs the GraphInfo from inspect() (it names the task-specific leaves)")
+        return info.head_leaves
 
     # ------------------------------------------------------------------ write-back
     @staticmethod
@@ -269,15 +293,14 @@ class GradientWeighting(WeightingMethod):
                     f"weighting '{self.name}': needs the shared representation in the graph (SharedParts.features)"
                 )
             info = self.engine.inspect(losses, params, features)
-            jac = self.engine.feature_jacobian(losses, features).reshape(self.k, -1)
+            jac = self.engine.feature_jacobian(losses, features, info, heads=True).reshape(self.k, -1)
         else:
             info = self.engine.inspect(losses, params, features)
-            jac = self.engine.param_jacobian(losses, params, features, info)
+            jac = self.engine.param_jacobian(losses, params, features, info, heads=True)
         gram = (jac @ jac.T).detach().to(torch.float64).cpu()
         coef = self.coefficients(gram, losses.detach().to(torch.float64).cpu())
         c = coef.to(device=jac.device, dtype=jac.dtype)
         combined = c @ jac
-        self.engine.head_backward(losses, info)
         if self.wrt == "features":
             assert features is not None
             self.engine.features_backward(features, combined, params)
