@@ -183,8 +183,12 @@ def test_resume_retrains_only_the_unfinished_run(done, tmp_path) -> None:
     for p, mtime in before.items():
         if p != victim:
             assert p.stat().st_mtime_ns == mtime, p
-    # training is deterministic: the retrained run gives the same numbers
-    assert again.table == first.table.replace(str(out), str(copy))
+    # training is deterministic: the retrained run gives the same numbers (the last column,
+    # mean training seconds per run, is a timing and may differ)
+    def numbers(table: str) -> list[str]:
+        return [line.rsplit("|", 2)[0] for line in table.replace(str(out), str(copy)).splitlines()]
+
+    assert numbers(again.table) == numbers(first.table)
     # a finished run made with other settings is not silently reused
     other = parse_config({**TINY, "training": {**TINY["training"], "optimizer": {"lr": 0.05}}})
     with pytest.raises(ConfigError, match="training.optimizer.lr differs"):

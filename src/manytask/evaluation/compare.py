@@ -52,6 +52,7 @@ import numpy as np
 from manytask.config import ExperimentConfig, parse_config
 from manytask.errors import ConfigError
 from manytask.evaluation.delta_m import delta_m
+from manytask.jsonable import to_jsonable
 from manytask.tasks import Task
 from manytask.training.rundir import RunDir, atomic_write_text
 
@@ -603,20 +604,6 @@ def format_table(cells: Sequence[SummaryCell], deltas: Mapping[str, Mapping[floa
 
 
 # ---------------------------------------------------------------------- outputs
-def _clean(x: Any) -> Any:
-    if isinstance(x, float):
-        return None if not math.isfinite(x) else x
-    if isinstance(x, Mapping):
-        return {str(k): _clean(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_clean(v) for v in x]
-    if isinstance(x, Path):
-        return str(x)
-    if isinstance(x, np.generic):
-        return _clean(x.item())
-    return x
-
-
 def _csv_value(x: Any) -> Any:
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return ""
@@ -728,7 +715,7 @@ def _write_outputs(cfg: ExperimentConfig, out: Path, records: Sequence[RunRecord
         "table_markdown": table,
         "files": {k: str(v) for k, v in files.items()},
     }
-    atomic_write_text(files["json"], json.dumps(_clean(doc), indent=2))
+    atomic_write_text(files["json"], json.dumps(to_jsonable(doc), indent=2))
     return files
 
 

@@ -100,6 +100,7 @@ from manytask.grouping.selection import (
     worst_selection,
 )
 from manytask.grouping.table import Candidate, CandidateTable
+from manytask.jsonable import to_jsonable
 
 __all__ = [
     "METHODS",
@@ -298,9 +299,9 @@ class GroupSearchResult:
         }
         if self.affinity is not None:
             out["affinity"] = {"kind": self.affinity.kind, "tasks": list(self.affinity.tasks),
-                               "matrix": _jsonable(self.affinity.matrix.tolist()), "samples": self.affinity.samples,
+                               "matrix": to_jsonable(self.affinity.matrix.tolist()), "samples": self.affinity.samples,
                                "every": self.affinity.every}
-        return _jsonable(out)
+        return to_jsonable(out)
 
 
 def default_budgets(n_tasks: int) -> list[float]:
@@ -330,11 +331,6 @@ def _check_folder(out: Path, cfg: ExperimentConfig, seed: int) -> None:
 def _log(progress: bool, msg: str) -> None:
     if progress:
         print(msg, file=sys.stderr)
-
-
-def _as_test(table: CandidateTable) -> CandidateTable:
-    """A table whose main (val) losses are ``table``'s test losses (for random baselines)."""
-    return CandidateTable(table.tasks, [c.replace(val_loss=dict(c.test_loss)) for c in table], source=table.source)
 
 
 def _nominal(table: CandidateTable, specs: Sequence[CandidateSpec]) -> CandidateTable:
@@ -512,7 +508,7 @@ def group_search(
     if complete:
         rnd = []
         for b in budgets:
-            r = random_groupings(mine, b, score_table=_as_test(mine), n_samples=n_random, seed=base)
+            r = random_groupings(mine, b, score_table=mine.test_as_val(), n_samples=n_random, seed=base)
             rnd.append(None if r is None else r.mean)
         curves["random groupings (test)"] = rnd
         if len(mine) <= _WORST_MAX_CANDIDATES:
@@ -558,7 +554,10 @@ def _words(sel: Selection, scored: Selection | None) -> str:
 def _write_outputs(folder: Path, res: GroupSearchResult, specs: Sequence[CandidateSpec],
                    cfg: ExperimentConfig) -> dict[str, str]:
     from manytask.grouping.analysis import affinity as standley_affinity
-    from manytask.grouping.analysis import multitask_vs_independent, pairwise_relative_performance
+    from manytask.grouping.analysis import (
+        multitask_vs_independent,
+        pairwise_relative_performance,
+    )
     from manytask.reporting.plots_budget import plot_budget_curves
     from manytask.training.rundir import atomic_write_text
 
@@ -633,17 +632,3 @@ def _write_outputs(folder: Path, res: GroupSearchResult, specs: Sequence[Candida
     return files
 
 
-def _jsonable(x: Any) -> Any:
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, (bool, str)) or x is None:
-        return x
-    if isinstance(x, (int, np.integer)):
-        return int(x)
-    try:
-        f = float(x)
-    except (TypeError, ValueError):
-        return str(x)
-    return f if math.isfinite(f) else None

@@ -28,6 +28,7 @@ from manytask.grouping.selection import (
     worst_selection,
 )
 from manytask.grouping.table import CandidateTable, LossKind, read_table
+from manytask.jsonable import to_jsonable
 
 __all__ = ["parse_budgets", "run_select"]
 
@@ -185,7 +186,7 @@ def run_select(
         for b in budgets:
             if where == "own":
                 # own test losses: score the random groupings on them
-                r = random_groupings(table, b, score_table=_as_test(table), n_samples=n_random, seed=seed)
+                r = random_groupings(table, b, score_table=table.test_as_val(), n_samples=n_random, seed=seed)
             else:
                 r = random_groupings(
                     table, b, score_table=score_table, score_kind=score_kind, n_samples=n_random, seed=seed
@@ -229,14 +230,7 @@ def run_select(
     }
     if out_dir is not None:
         result["files"] = _write(Path(out_dir), result, budgets)
-    return _jsonable(result)
-
-
-def _as_test(table: CandidateTable) -> CandidateTable:
-    """A table whose main (val) losses are ``table``'s test losses, for scoring."""
-    return CandidateTable(
-        table.tasks, [c.replace(val_loss=dict(c.test_loss)) for c in table], source=table.source
-    )
+    return to_jsonable(result)
 
 
 def _write(out: Path, result: dict[str, Any], budgets: list[float]) -> dict[str, str]:
@@ -294,23 +288,7 @@ def _write(out: Path, result: dict[str, Any], budgets: list[float]) -> dict[str,
     js = out / "selection.json"
     files["json"] = str(js)
     result = {**result, "files": files}
-    js.write_text(json.dumps(_jsonable(result), indent=2) + "\n", encoding="utf-8")
+    js.write_text(json.dumps(to_jsonable(result), indent=2) + "\n", encoding="utf-8")
     return files
 
-
-def _jsonable(x: Any) -> Any:
-    """Plain Python types only; non-finite floats become None."""
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, bool) or x is None or isinstance(x, str):
-        return x
-    if isinstance(x, int):
-        return x
-    try:
-        f = float(x)
-    except (TypeError, ValueError):
-        return str(x)
-    return f if math.isfinite(f) else None
 

@@ -313,6 +313,12 @@ class CandidateTable:
                     out[i, j] = losses[t]
         return out
 
+    def test_as_val(self) -> CandidateTable:
+        """A copy whose main (validation) losses are this table's test losses: what the
+        random-grouping baseline selects on when it is scored on test."""
+        return CandidateTable(self.tasks, [c.replace(val_loss=dict(c.test_loss)) for c in self],
+                              source=self.source)
+
     def with_test_losses(self, test: CandidateTable) -> CandidateTable:
         """A copy whose test losses are ``test``'s validation losses, matched by key.
 

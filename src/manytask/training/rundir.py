@@ -27,6 +27,8 @@ import torch
 import yaml
 from safetensors.torch import load_file, save_file
 
+from manytask.jsonable import to_jsonable
+
 
 def atomic_write_text(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file and a rename (never half-written)."""
@@ -40,18 +42,6 @@ def atomic_write_text(path: Path, text: str) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
-
-
-def _jsonable(x: Any) -> Any:
-    if isinstance(x, float) and (x != x or x in (float("inf"), float("-inf"))):
-        return None
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, torch.Tensor):
-        return _jsonable(x.tolist())
-    return x
 
 
 class RunDir:
@@ -68,7 +58,7 @@ class RunDir:
 
     # ---------------------------------------------------------------- config
     def write_config(self, config: Mapping[str, Any]) -> None:
-        atomic_write_text(self.file("config.yaml"), yaml.safe_dump(_jsonable(dict(config)), sort_keys=False))
+        atomic_write_text(self.file("config.yaml"), yaml.safe_dump(to_jsonable(dict(config)), sort_keys=False))
 
     def read_config(self) -> dict[str, Any]:
         return yaml.safe_load(self.file("config.yaml").read_text())
@@ -84,7 +74,7 @@ class RunDir:
         self.path.mkdir(parents=True, exist_ok=True)
         with open(self.file(name), "a") as fh:
             for row in rows:
-                fh.write(json.dumps(_jsonable(dict(row))) + "\n")
+                fh.write(json.dumps(to_jsonable(dict(row))) + "\n")
 
     def read_jsonl(self, name: str) -> list[dict[str, Any]]:
         p = self.file(name)
@@ -104,7 +94,7 @@ class RunDir:
 
     # ---------------------------------------------------------------- summary
     def write_summary(self, summary: Mapping[str, Any]) -> None:
-        atomic_write_text(self.file("summary.json"), json.dumps(_jsonable(dict(summary)), indent=2))
+        atomic_write_text(self.file("summary.json"), json.dumps(to_jsonable(dict(summary)), indent=2))
 
     def summary(self) -> dict[str, Any] | None:
         p = self.file("summary.json")
