@@ -19,11 +19,12 @@ import torch
 
 from manytask.config import ExperimentConfig
 from manytask.data.batch import Splits, TensorDataset
-from manytask.errors import ConfigError, DataError
+from manytask.errors import ConfigError
 from manytask.models import LeNetTrunk, MLPTrunk, MultiTaskModel
 from manytask.tasks import Task
 from manytask.training import FitResult, OptimizerSpec, RunDir, Trainer
 from manytask.weighting import WeightingMethod, get
+from manytask.weighting.pseudo_uniform import label_variance
 
 _DATA_CACHE: dict[tuple[Any, ...], Splits] = {}
 
@@ -101,35 +102,13 @@ def build_model(cfg: ExperimentConfig, tasks: Sequence[Task], shape: Sequence[in
     return MultiTaskModel(trunk, tasks, head_hidden=m.head_hidden)
 
 
-def label_variances(train: TensorDataset, tasks: Sequence[Task]) -> dict[str, float]:
-    """Sample variance of each regression/reconstruction task's training labels (NaN ignored);
-    for vector targets, the mean of the per-dimension variances."""
-    out: dict[str, float] = {}
-    for t in tasks:
-        if t.kind not in ("regression", "reconstruction"):
-            continue
-        y = train.targets[t.name].double().reshape(len(train), -1)
-        valid = ~torch.isnan(y)
-        if t.name in train.masks:
-            valid &= train.masks[t.name].reshape(-1, 1)
-        n = valid.sum(0).clamp_min(2)
-        yz = torch.where(valid, y, torch.zeros_like(y))
-        mean = yz.sum(0) / n
-        var = (torch.where(valid, (y - mean) ** 2, torch.zeros_like(y)).sum(0) / (n - 1))
-        v = float(var.mean())
-        if not v > 0:
-            raise DataError(f"train split: task '{t.name}' has zero label variance")
-        out[t.name] = v
-    return out
-
-
 def build_weighting(name: str, params: dict[str, Any], tasks: Sequence[Task],
                     train: TensorDataset) -> WeightingMethod:
     """A registered weighting method; methods that need training-label statistics get them."""
     cls = get(name)
     kwargs = dict(params)
     if getattr(cls, "needs_label_variance", False) and "label_variance" not in kwargs:
-        kwargs["label_variance"] = label_variances(train, tasks)
+        kwargs["label_variance"] = label_variance(tasks, train.targets, train.masks)
     try:
         return cls(tasks, **kwargs)
     except TypeError as exc:
