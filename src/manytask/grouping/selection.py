@@ -727,15 +727,8 @@ def score(
         src = "test"
     else:
         kind = kind or "val"
-        nets = []
-        for c in selection.networks:
-            i = test_table.index_of(c.key)
-            if i is None:
-                raise DataError(
-                    f"{test_table.source or 'test table'}: no network "
-                    f"{_label(selection.tasks, c)} (matched by task set and cost)"
-                )
-            nets.append(test_table[i])
+        nets = [test_table[test_table.require_index(c, _label(selection.tasks, c), "test table")]
+                for c in selection.networks]
         src = test_table.source or kind
     losses: dict[str, float] = {}
     served: dict[str, Candidate] = {}
@@ -884,15 +877,7 @@ def _score_matrix(
     if score_table is None:
         return _problem(table, kind).L
     S = _problem(score_table, score_kind).L
-    rows = []
-    for c in table:
-        i = score_table.index_of(c.key)
-        if i is None:
-            raise DataError(
-                f"{score_table.source or 'score table'}: no network {table.label(c)} "
-                f"(matched by task set and cost)"
-            )
-        rows.append(S[i])
+    rows = [S[score_table.require_index(c, table.label(c), "score table")] for c in table]
     return np.array(rows).reshape(len(table), len(table.tasks))
 
 

@@ -248,6 +248,14 @@ class CandidateTable:
         tasks, cost = key
         return self._index.get((frozenset(tasks), round(float(cost), 9)))
 
+    def require_index(self, candidate: Candidate, label: str, role: str = "table") -> int:
+        """Row of the network matching ``candidate`` by task set and cost; a one-line
+        DataError naming this table (``role`` when it has no source) and ``label`` if none."""
+        i = self.index_of(candidate.key)
+        if i is None:
+            raise DataError(f"{self.source or role}: no network {label} (matched by task set and cost)")
+        return i
+
     def append(self, candidate: Candidate) -> int:
         """Add a candidate; a duplicate key (same task set and cost) is a DataError."""
         self._check(candidate)
@@ -331,12 +339,7 @@ class CandidateTable:
             )
         out = []
         for c in self._candidates:
-            j = test.index_of(c.key)
-            if j is None:
-                raise DataError(
-                    f"{test.source or 'test table'}: no network {self.label(c)} "
-                    f"(matched by task set and cost)"
-                )
+            j = test.require_index(c, self.label(c), "test table")
             out.append(c.replace(test_loss=dict(test[j].val_loss)))
         return CandidateTable(self.tasks, out, source=self.source)
 
