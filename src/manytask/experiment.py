@@ -23,7 +23,7 @@ from manytask.errors import ConfigError
 from manytask.models import LeNetTrunk, MLPTrunk, MultiTaskModel
 from manytask.tasks import Task
 from manytask.training import FitResult, OptimizerSpec, RunDir, Trainer
-from manytask.weighting import WeightingMethod, get
+from manytask.weighting import WeightingMethod, create, get
 from manytask.weighting.pseudo_uniform import label_variance
 
 _DATA_CACHE: dict[tuple[Any, ...], Splits] = {}
@@ -109,10 +109,7 @@ def build_weighting(name: str, params: dict[str, Any], tasks: Sequence[Task],
     kwargs = dict(params)
     if getattr(cls, "needs_label_variance", False) and "label_variance" not in kwargs:
         kwargs["label_variance"] = label_variance(tasks, train.targets, train.masks)
-    try:
-        return cls(tasks, **kwargs)
-    except TypeError as exc:
-        raise ConfigError(f"weighting '{name}': bad params {sorted(params)}: {exc}") from None
+    return create(name, tasks, **kwargs)
 
 
 def make_trainer(cfg: ExperimentConfig, tasks: Sequence[Task], model: torch.nn.Module,
