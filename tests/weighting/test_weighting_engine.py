@@ -9,8 +9,9 @@ from torch import nn
 from manytask.errors import ConfigError
 from manytask.tasks import stack_losses
 from manytask.weighting import MGDA, GradientEngine, SharedParts, write_grads
+from manytask.weighting.gradients import find_direct_convs
 
-from weighting_helpers import TASKS, flat_grad, forward, setup, single_thread  # noqa: F401  (autouse fixture)
+from weighting_helpers import TASKS, flat_grad, forward, make_data, setup, single_thread  # noqa: F401  (autouse fixture)
 
 
 def _naive_jacobian(model, x, y, wrt):  # type: ignore[no-untyped-def]
@@ -150,3 +151,76 @@ def test_head_gradients_ride_along_identically_on_both_paths(wrt: str) -> None:
     ref = torch.cat([g.reshape(-1) for g in torch.autograd.grad(losses.sum(), model.head_parameters())])
     assert torch.allclose(grads["loop"], ref, atol=1e-12)
     assert torch.allclose(grads["batched"], ref, atol=1e-12)
+
+
+class _ConvTrunkModel(nn.Module):
+    """A single-channel first convolution (the direct route), a 2-channel one (autograd), heads."""
+
+    def __init__(self, stride: int, padding: int, dilation: int, bias: bool, hw: tuple[int, int]) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 3, 3, stride=stride, padding=padding, dilation=dilation, bias=bias)
+        self.conv2 = nn.Conv2d(3, 2, 2)
+        with torch.no_grad():
+            n = self.conv2(self.conv1(torch.zeros(1, 1, *hw))).numel()
+        self.heads = nn.ModuleList(nn.Linear(n, t.out_features) for t in TASKS)
+
+    def forward_with_features(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        z = torch.tanh(self.conv2(torch.relu(self.conv1(x)))).flatten(1)
+        return z, {t.name: h(z) for t, h in zip(TASKS, self.heads)}
+
+    def shared_parameters(self) -> list[nn.Parameter]:
+        return [*self.conv1.parameters(), *self.conv2.parameters()]
+
+
+@pytest.mark.parametrize(("stride", "padding", "dilation", "bias"),
+                         [(1, 0, 1, True), (2, 1, 1, True), (1, 2, 2, False), (2, 0, 2, True)])
+def test_direct_single_channel_conv_gradients_match_autograd(stride: int, padding: int, dilation: int,
+                                                             bias: bool) -> None:
+    torch.manual_seed(0)
+    model = _ConvTrunkModel(stride, padding, dilation, bias, (11, 10)).double()
+    x = torch.randn(5, 1, 11, 10, dtype=torch.float64)
+    _, y = make_data(TASKS, n=5, dtype=torch.float64)
+    z, preds = model.forward_with_features(x)
+    losses = stack_losses(TASKS, preds, y)
+    params = model.shared_parameters()
+    convs = find_direct_convs(losses, params)
+    assert [c.weight for c in convs] == [model.conv1.weight]  # conv2 has 3 input channels
+    assert (convs[0].bias is None) == (not bias)
+    direct = GradientEngine("loop").param_jacobian(losses, params, z)
+    plain = GradientEngine("loop", direct_convs=False).param_jacobian(losses, params, z)
+    naive = torch.stack([torch.cat([g.reshape(-1) for g in torch.autograd.grad(losses[i], params, retain_graph=True)])
+                         for i in range(len(TASKS))])
+    assert torch.allclose(plain, naive, atol=1e-12)
+    assert torch.allclose(direct, naive, atol=1e-12)
+
+
+def test_a_convolution_whose_weight_is_used_elsewhere_stays_with_autograd() -> None:
+    torch.manual_seed(0)
+    model = _ConvTrunkModel(1, 0, 1, True, (8, 8)).double()
+    x = torch.randn(4, 1, 8, 8, dtype=torch.float64)
+    _, y = make_data(TASKS, n=4, dtype=torch.float64)
+    z, preds = model.forward_with_features(x)
+    preds["size"] = preds["size"] + 0.1 * model.conv1.weight.sum()  # a second use of the weight
+    losses = stack_losses(TASKS, preds, y)
+    params = model.shared_parameters()
+    assert find_direct_convs(losses, params) == []
+    jac = GradientEngine("loop").param_jacobian(losses, params, None)
+    naive = torch.stack([torch.cat([g.reshape(-1) for g in torch.autograd.grad(losses[i], params, retain_graph=True)])
+                         for i in range(len(TASKS))])
+    assert torch.allclose(jac, naive, atol=1e-12)
+
+
+def test_direct_route_on_the_lenet_trunk_matches_the_batched_path() -> None:
+    from manytask.models import LeNetTrunk, MultiTaskModel
+
+    torch.manual_seed(0)
+    model = MultiTaskModel(LeNetTrunk(), list(TASKS)).double()
+    x = torch.randn(6, 1, 36, 36, dtype=torch.float64)
+    _, y = make_data(TASKS, n=6, dtype=torch.float64)
+    out = {}
+    for mode in ("loop", "batched"):
+        z, preds = model.forward_with_features(x)
+        losses = stack_losses(TASKS, preds, y)
+        assert len(find_direct_convs(losses, model.shared_parameters())) == 1
+        out[mode] = GradientEngine(mode).param_jacobian(losses, model.shared_parameters(), z)
+    assert torch.allclose(out["loop"], out["batched"], atol=1e-12)

@@ -25,6 +25,18 @@ This module computes it and writes the combined result back:
   d-vector is *added* to the shared ``.grad`` (so gradient accumulation works); a combined
   representation gradient is back-propagated through the trunk once.
 
+* **Direct convolution weights** (looped path, ``direct_convs=True``): the weight gradient of a
+  shared convolution with a single input channel (the first layer of an image trunk) is not
+  taken from autograd. Each per-task call asks instead for the cotangent ``D_k`` at that layer's
+  output (a ``GradientEdge``), so autograd never runs the layer's backward; the engine then forms
+  the input patches ``P`` once per step (a strided view, copied once) and gets
+  ``∂L_k/∂W = Σ_b D_k[b] P[b]^T`` as one batched matrix product and ``∂L_k/∂bias = Σ D_k``.
+  oneDNN's backward-weights kernel is slow for one input channel: on the LeNet's first layer
+  (1→10, 5×5, batch 256) it took 30-55 ms against 9-11 ms for the matrix product, and the layer
+  is visited once per task; for three or more input channels oneDNN was as fast or faster, so
+  only single-channel layers take this route. A layer whose parameters are also used elsewhere
+  in the graph stays with autograd.
+
 ``mode="auto"`` is batched on CUDA and looped elsewhere. Measured on a 2-core CPU with the
 LeNet MultiMNIST model (``benchmarks/weighting_speed.py``) the vmap-based batched backward was
 slower than the loop (1.2× at k = 10, 1.4-1.7× at k = 40: convolution backward under vmap
@@ -39,6 +51,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from manytask.errors import ConfigError
@@ -104,17 +117,108 @@ def _loss_edges(losses: Tensor) -> list[tuple[Any, int]] | None:
     return edges
 
 
+@dataclass
+class DirectConv:
+    """A shared single-input-channel convolution whose weight gradient the engine forms itself.
+
+    Attributes:
+        node: its ``ConvolutionBackward0`` node in the graph of the losses.
+        weight: its weight parameter (shared).
+        bias: its bias parameter (shared), or None.
+    """
+
+    node: Any
+    weight: Tensor
+    bias: Tensor | None
+
+    def patches(self) -> Tensor:
+        """``(B, L, C·kh·kw)``: the input patch under every output position (one copy)."""
+        fn = self.node
+        x: Tensor = fn._saved_input
+        ph, pw = fn._saved_padding
+        if ph or pw:
+            x = F.pad(x, (pw, pw, ph, ph))
+        sh, sw = fn._saved_stride
+        dh, dw = fn._saved_dilation
+        kh, kw = self.weight.shape[2], self.weight.shape[3]
+        b, c, h, w = x.shape
+        ho, wo = (h - dh * (kh - 1) - 1) // sh + 1, (w - dw * (kw - 1) - 1) // sw + 1
+        s = x.stride()
+        view = x.as_strided((b, c, kh, kw, ho, wo), (s[0], s[1], dh * s[2], dw * s[3], sh * s[2], sw * s[3]))
+        return view.reshape(b, c * kh * kw, ho * wo).transpose(1, 2)
+
+    def grads(self, cotangent: Tensor | None, patches: Tensor) -> tuple[Tensor, Tensor | None]:
+        """Weight and bias gradients from the output cotangent ``(B, C_out, H_out, W_out)``."""
+        if cotangent is None:
+            return torch.zeros_like(self.weight), None if self.bias is None else torch.zeros_like(self.bias)
+        b, c_out = cotangent.shape[:2]
+        d = cotangent.reshape(b, c_out, -1)
+        gw = torch.bmm(d, patches).sum(0).view_as(self.weight)
+        gb = None if self.bias is None else d.sum(dim=(0, 2))
+        return gw, gb
+
+
+def find_direct_convs(losses: Tensor, params: Sequence[Tensor]) -> list[DirectConv]:
+    """The single-input-channel 2-D convolutions among ``params`` that the engine can handle itself.
+
+    A convolution qualifies when it is not transposed, has one group and one input channel, its
+    weight (and bias, if any) are in ``params``, and no other node of the graph uses them.
+    """
+    shared = {id(p): p for p in params}
+    uses: dict[int, int] = {}
+    convs: list[DirectConv] = []
+    seen: dict[int, Any] = {}
+    stack = [losses.grad_fn]
+    while stack:
+        fn = stack.pop()
+        if fn is None or id(fn) in seen:
+            continue
+        seen[id(fn)] = fn
+        for nf, _ in fn.next_functions:
+            var = getattr(nf, "variable", None)
+            if var is not None and id(var) in shared:
+                uses[id(var)] = uses.get(id(var), 0) + 1
+        if type(fn).__name__ == "ConvolutionBackward0":
+            conv = _as_direct_conv(fn, shared)
+            if conv is not None:
+                convs.append(conv)
+        stack.extend(nf for nf, _ in fn.next_functions if getattr(nf, "variable", None) is None)
+    return [c for c in convs if uses.get(id(c.weight)) == 1 and (c.bias is None or uses.get(id(c.bias)) == 1)]
+
+
+def _as_direct_conv(fn: Any, shared: dict[int, Tensor]) -> DirectConv | None:
+    if fn._saved_transposed or fn._saved_groups != 1 or len(fn.next_functions) != 3:
+        return None
+    w_node, b_node = fn.next_functions[1][0], fn.next_functions[2][0]
+    weight = getattr(w_node, "variable", None)
+    if weight is None or id(weight) not in shared or weight.dim() != 4 or weight.shape[1] != 1:
+        return None
+    if any(isinstance(v, str) for v in (fn._saved_padding, fn._saved_stride, fn._saved_dilation)):
+        return None
+    if len(fn._saved_padding) != 2 or any(fn._saved_output_padding):
+        return None
+    bias = None
+    if b_node is not None:
+        bias = getattr(b_node, "variable", None)
+        if bias is None or id(bias) not in shared:
+            return None
+    return DirectConv(node=fn, weight=weight, bias=bias)
+
+
 class GradientEngine:
     """Per-task gradients of a loss vector, batched or looped (see the module docstring).
 
     Args:
         mode: ``"auto"`` (batched on CUDA, loop elsewhere), ``"batched"`` or ``"loop"``.
+        direct_convs: on the looped path, form the weight gradients of single-input-channel
+            convolutions directly (see the module docstring); False leaves them to autograd.
     """
 
-    def __init__(self, mode: str = "auto") -> None:
+    def __init__(self, mode: str = "auto", direct_convs: bool = True) -> None:
         if mode not in ENGINE_MODES:
             raise ConfigError(f"weighting engine: unknown mode '{mode}' (expected one of {', '.join(ENGINE_MODES)})")
         self.mode = mode
+        self.direct_convs = direct_convs
 
     def path(self, device: torch.device) -> str:
         """The path used on ``device``: ``"batched"`` or ``"loop"``."""
@@ -160,9 +264,13 @@ class GradientEngine:
     def _one_hot(self, losses: Tensor) -> Tensor:
         return torch.eye(losses.shape[0], dtype=losses.dtype, device=losses.device)
 
-    def _loop(self, losses: Tensor, inputs: Sequence[Tensor], heads: Sequence[Tensor]) -> list[tuple[Tensor | None, ...]]:
+    def _loop(self, losses: Tensor, inputs: Sequence[Tensor], heads: Sequence[Tensor],
+              convs: Sequence[DirectConv] = ()) -> list[tuple[Tensor | None, ...]]:
         """One ``autograd.grad`` per task w.r.t. ``inputs``; the task-specific leaves ``heads`` ride
-        along, and their summed gradient is added to their ``.grad``."""
+        along, and their summed gradient is added to their ``.grad``. The parameters of ``convs``
+        are not asked of autograd: their cotangents are, and :class:`DirectConv` does the rest."""
+        if convs:
+            return self._loop_direct(losses, inputs, heads, convs)
         edges = _loss_edges(losses)
         one = torch.ones((), dtype=losses.dtype, device=losses.device)
         targets = [*inputs, *heads]
@@ -192,6 +300,28 @@ class GradientEngine:
                 leaf.grad = total.detach().clone()
             else:
                 leaf.grad.add_(total)
+        return out
+
+    def _loop_direct(self, losses: Tensor, inputs: Sequence[Tensor], heads: Sequence[Tensor],
+                     convs: Sequence[DirectConv]) -> list[tuple[Tensor | None, ...]]:
+        slots: dict[int, tuple[int, int]] = {}  # id(param) -> (conv index, 0 weight / 1 bias)
+        for ci, conv in enumerate(convs):
+            slots[id(conv.weight)] = (ci, 0)
+            if conv.bias is not None:
+                slots[id(conv.bias)] = (ci, 1)
+        rest = [p for p in inputs if id(p) not in slots]
+        edges = [_GradientEdge(c.node, 0) for c in convs]
+        patches = [c.patches() for c in convs]
+        rows = self._loop(losses, [*rest, *edges], heads)
+        out: list[tuple[Tensor | None, ...]] = []
+        for row in rows:
+            by_id = {id(p): g for p, g in zip(rest, row[: len(rest)])}
+            conv_grads = [c.grads(d, pt) for c, d, pt in zip(convs, row[len(rest):], patches)]
+            full: list[Tensor | None] = []
+            for p in inputs:
+                slot = slots.get(id(p))
+                full.append(by_id[id(p)] if slot is None else conv_grads[slot[0]][slot[1]])
+            out.append(tuple(full))
         return out
 
     def feature_jacobian(self, losses: Tensor, features: Tensor, info: GraphInfo | None = None,
@@ -228,7 +358,8 @@ class GradientEngine:
             info = self.inspect(losses, params, features)
         leaves = self._heads(losses, features, info, heads)
         if self.path(losses.device) == "loop":
-            return torch.stack([_flat(g, params) for g in self._loop(losses, params, leaves)])
+            convs = find_direct_convs(losses, params) if self.direct_convs and _GradientEdge is not None else []
+            return torch.stack([_flat(g, params) for g in self._loop(losses, params, leaves, convs)])
         if info.through_features and features is not None:
             gz = self.feature_jacobian(losses, features)
             grads = torch.autograd.grad(features, params, gz, retain_graph=True, is_grads_batched=True, allow_unused=True)
