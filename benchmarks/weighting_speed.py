@@ -1,8 +1,9 @@
 """Step time of every registered weighting method relative to ``uniform``; prints JSON.
 
 One step = ``zero_grad`` + forward + task losses + ``method.backward`` + ``optimizer.step``
-(+ for methods with an ``after_step`` hook, e.g. FAMO, the no-grad forward of the same batch and
-the hook, as the trainer runs them). Model: the MultiMNIST LeNet (``manytask.models``: conv
+(+ for methods that want the ``after_step`` hook, i.e. FAMO as published, the no-grad forward of
+the same batch and the hook, as the trainer runs them; ``famo[next_batch]`` is FAMO with
+``update_on="next_batch"``, which needs neither). Model: the MultiMNIST LeNet (``manytask.models``: conv
 1→10 5×5, maxpool 2, relu, conv 10→20 5×5, maxpool 2, relu, fc 720→50, relu) with k heads of
 two FC layers (50→50→10), batch 256 of 36×36 single-channel inputs, k ∈ {2, 10, 40}.
 
@@ -83,8 +84,8 @@ def _sync(device: torch.device) -> None:
 
 
 def _make_step(name: str, engine: str | None, tasks: list[Task], base: nn.Module, x: Tensor,
-               y: dict[str, Tensor]) -> Callable[[], None]:
-    kwargs: dict[str, Any] = {}
+               y: dict[str, Tensor], **hparams: Any) -> Callable[[], None]:
+    kwargs: dict[str, Any] = dict(hparams)
     if get(name).needs_label_variance:
         kwargs["label_variance"] = {}  # classification tasks only: no variance needed
     if engine is not None:
@@ -92,7 +93,7 @@ def _make_step(name: str, engine: str | None, tasks: list[Task], base: nn.Module
     model: Any = copy.deepcopy(base)
     method: WeightingMethod = create(name, tasks, **kwargs).to(x.device)
     opt = torch.optim.SGD([*model.parameters(), *method.parameters()], lr=1e-3)
-    hook = type(method).after_step is not WeightingMethod.after_step
+    hook = method.wants_after_step
 
     def step() -> None:
         opt.zero_grad(set_to_none=True)
@@ -148,6 +149,7 @@ def bench_device(device: torch.device, ks: Sequence[int], rounds: Sequence[int],
             variants[name] = _make_step(name, None, tasks, base, x, y)
         for name in GRADIENT_LEVEL:
             variants[f"{name}[{other}]"] = _make_step(name, other, tasks, base, x, y)
+        variants["famo[next_batch]"] = _make_step("famo", None, tasks, base, x, y, update_on="next_batch")
         variants["reference:mgda_per_task_backward"] = _make_reference_step(tasks, base, x, y)
         for fn in variants.values():  # warm-up
             for _ in range(2):
@@ -195,7 +197,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "model": f"LeNet trunk + k two-layer heads ({MODEL_SOURCE}), batch {BATCH}, 1x36x36 inputs, 10-class tasks",
         "torch": torch.__version__,
         "machine": platform.processor() or platform.machine(),
-        "notes": ("famo includes the no-grad forward of its after_step hook; name[batched]/name[loop] force the engine "
+        "notes": ("famo includes the no-grad forward of its after_step hook (famo[next_batch] does not need it); "
+                  "name[batched]/name[loop] force the engine "
                   "path that auto does not pick on that device; reference:mgda_per_task_backward is MGDA computed the "
                   "common way (k full backward passes with retain_graph, as LibMTL does), timed in the same rounds"),
         "cpu": {"threads": torch.get_num_threads(), **bench_device(torch.device("cpu"), args.ks, args.rounds)},

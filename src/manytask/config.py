@@ -94,7 +94,7 @@ class OptimizerConfig(_Strict):
 class TrainingConfig(_Strict):
     epochs: int = Field(10, ge=1)
     batch_size: int = Field(128, ge=1)
-    optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
+    optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)  # type: ignore[arg-type]
     patience: int | None = Field(None, ge=1)
     monitor: str = "auto"
     device: str = "auto"
@@ -113,10 +113,10 @@ class ExperimentConfig(_Strict):
     name: str = "experiment"
     seed: int = 0
     output_dir: str = "runs"
-    data: DataConfig = Field(default_factory=DataConfig)
+    data: DataConfig = Field(default_factory=DataConfig)  # type: ignore[arg-type]
     tasks: list[TaskConfig]
-    model: ModelConfig = Field(default_factory=ModelConfig)
-    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)  # type: ignore[arg-type]
+    training: TrainingConfig = Field(default_factory=TrainingConfig)  # type: ignore[arg-type]
     weighting: WeightingConfig = Field(default_factory=WeightingConfig)
 
     @model_validator(mode="after")

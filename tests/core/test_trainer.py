@@ -80,3 +80,19 @@ def test_bad_arguments(toy_data) -> None:
     train, _, _ = toy_data
     with pytest.raises(ConfigError, match="no target for task 'c'"):
         make().fit(train.select({"r": "r"}))
+
+
+@pytest.mark.parametrize(("update_on", "forwards_per_step"), [("same_batch", 2), ("next_batch", 1)])
+def test_trainer_runs_famos_extra_forward_only_when_the_method_wants_it(toy_data, update_on: str,
+                                                                        forwards_per_step: int) -> None:
+    from manytask.weighting import create
+
+    train, _, _ = toy_data
+    model = MultiTaskModel(MLPTrunk(20, hidden=(32,)), TASKS)
+    trainer = Trainer(model, TASKS, create("famo", TASKS, update_on=update_on), OptimizerSpec(lr=0.05), epochs=1,
+                      batch_size=64, progress=False)
+    calls = []
+    model.trunk.register_forward_hook(lambda *_: calls.append(1))
+    trainer.train_epoch(train, 0)
+    steps = -(-len(train) // 64)
+    assert len(calls) == forwards_per_step * steps

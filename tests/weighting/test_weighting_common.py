@@ -32,7 +32,7 @@ def _train(model: torch.nn.Module, method: WeightingMethod, x: torch.Tensor, y: 
            steps: int, lr: float = 0.05) -> list[float]:
     opt = torch.optim.Adam([*model.parameters(), *method.parameters()], lr=lr)
     history = []
-    hook = type(method).after_step is not WeightingMethod.after_step
+    hook = method.wants_after_step
     for step in range(steps):
         opt.zero_grad()
         losses, shared = forward(model, x, y)
@@ -90,7 +90,7 @@ def _weights_after(model: torch.nn.Module, method: WeightingMethod, x: torch.Ten
         losses, shared = forward(model, x, y)
         out.append(method.backward(losses, shared).weights)
         opt.step()
-        if type(method).after_step is not WeightingMethod.after_step:
+        if method.wants_after_step:
             with torch.no_grad():
                 method.after_step(forward(model, x, y)[0])
         if step % 3 == 2:
@@ -117,6 +117,7 @@ BAD: list[tuple[str, dict[str, Any], str]] = [
     ("famo", {"gamma": -1.0}, "gamma"),
     ("famo", {"eps": 0.0}, "eps"),
     ("famo", {"xi_optimizer": "rmsprop"}, "rmsprop"),
+    ("famo", {"update_on": "later"}, "later"),
     ("famo", {"min_losses": [0.0]}, "min_losses"),
     ("gradnorm", {"alpha": -1.5}, "alpha"),
     ("gradnorm", {"engine": "gpu"}, "gpu"),

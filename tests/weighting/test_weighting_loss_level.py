@@ -152,6 +152,42 @@ def test_famo_weights_and_logit_update() -> None:
     assert torch.allclose(method.xi, -0.5 * jac @ delta, atol=1e-9)  # ξ ← ξ - β J^T δ
 
 
+def test_famo_next_batch_learns_in_backward_what_same_batch_learns_in_update() -> None:
+    paper = FAMO(TASKS, xi_optimizer="sgd", beta=0.5)
+    cheap = FAMO(TASKS, xi_optimizer="sgd", beta=0.5, update_on="next_batch")
+    assert paper.wants_after_step and not cheap.wants_after_step
+    seq = [torch.tensor(v) for v in ([1.0, 2.0, 4.0], [0.5, 2.5, 3.0], [0.4, 2.0, 3.5], [0.3, 1.0, 3.0])]
+    for i, losses in enumerate(seq):
+        if i > 0:  # the paper's update, with ℓ⁺ = the losses that the next step sees
+            paper.update(losses)
+        w_paper = paper.backward(losses.clone().requires_grad_()).weights
+        w_cheap = cheap.backward(losses.clone().requires_grad_()).weights
+        assert torch.allclose(w_paper, w_cheap, atol=1e-12)
+        assert torch.allclose(paper.xi, cheap.xi, atol=1e-12)
+    assert not torch.allclose(cheap.xi, torch.zeros(3, dtype=torch.float64))
+    with pytest.raises(ValueError, match="same_batch"):
+        cheap.update(torch.ones(3))
+
+
+def test_famo_next_batch_trains_the_tiny_model_and_resumes_exactly() -> None:
+    model, x, y = setup(seed=1)
+    method = create("famo", TASKS, update_on="next_batch")
+    opt = torch.optim.Adam(model.parameters(), lr=0.05)
+    first = None
+    for step in range(50):
+        opt.zero_grad()
+        losses, shared = forward(model, x, y)
+        first = float(losses.detach().sum()) if first is None else first
+        method.backward(losses, shared)
+        opt.step()
+        if step == 24:
+            twin = create("famo", TASKS, update_on="next_batch")
+            twin.load_state_dict(copy.deepcopy(method.state_dict()))
+            probe = torch.tensor([0.3, 0.2, 0.1], requires_grad=True)
+            assert torch.equal(copy.deepcopy(method).backward(probe).weights, twin.backward(probe.detach().requires_grad_()).weights)
+    assert float(losses.detach().sum()) < 0.7 * first
+
+
 def test_famo_update_needs_a_backward_first() -> None:
     method = FAMO(TASKS)
     with pytest.raises(ValueError, match="backward"):

@@ -37,7 +37,7 @@ from manytask.grouping.table import *  # noqa: F403
 #: Standley's Table 3 (``manytask.grouping.analysis.affinity``) under a name that does not
 #: hide the :mod:`manytask.grouping.affinity` module.
 pairwise_affinity = _analysis.affinity
-affinity = _importlib.import_module("manytask.grouping.affinity")
+affinity = _importlib.import_module("manytask.grouping.affinity")  # type: ignore[assignment]
 
 __all__ = sorted(
     (
@@ -47,7 +47,7 @@ __all__ = sorted(
         | set(_select_report.__all__)
         | set(_candidates.__all__)
         | set(_executors.__all__)
-        | set(affinity.__all__)
+        | set(affinity.__all__)  # type: ignore[attr-defined]
         | set(_search.__all__)
     )
     - {"affinity"}

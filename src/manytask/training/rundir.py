@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +70,7 @@ class RunDir:
             if p.exists():
                 p.unlink()
 
-    def append_jsonl(self, name: str, rows: list[Mapping[str, Any]]) -> None:
+    def append_jsonl(self, name: str, rows: Sequence[Mapping[str, Any]]) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
         with open(self.file(name), "a") as fh:
             for row in rows:

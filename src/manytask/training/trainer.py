@@ -59,6 +59,7 @@ class OptimizerSpec:
             opt = torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
         else:
             raise ConfigError(f"training.optimizer.name: unknown optimizer '{self.name}' (expected sgd, adam, adamw)")
+        sched: torch.optim.lr_scheduler.LRScheduler | torch.optim.lr_scheduler.ReduceLROnPlateau | None
         if self.schedule == "none":
             sched = None
         elif self.schedule == "step":
@@ -165,8 +166,7 @@ class Trainer:
         self.log_steps = log_steps
         self._has_features = hasattr(self.model, "forward_with_features")
         # methods such as FAMO update themselves from the losses after the optimizer step
-        hook = getattr(type(self.weighting), "after_step", None)
-        self._after_step = hook is not None and hook is not getattr(WeightingMethod, "after_step", None)
+        self._after_step = bool(getattr(self.weighting, "wants_after_step", False))
         self.step = 0
 
     # ------------------------------------------------------------------ pieces

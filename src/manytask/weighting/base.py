@@ -93,7 +93,13 @@ class WeightingMethod(nn.Module):
     def after_step(self, new_losses: Tensor) -> None:
         """Called after ``optimizer.step()`` with the task losses of the same batch recomputed
         with the updated parameters (FAMO learns from them). A no-op by default; the trainer
-        only runs the extra forward pass for methods that override it."""
+        only runs the extra forward pass when :attr:`wants_after_step` is True."""
+
+    @property
+    def wants_after_step(self) -> bool:
+        """True if :meth:`after_step` must be called (and its extra forward pass run) every step:
+        by default, when a subclass overrides :meth:`after_step`."""
+        return type(self).after_step is not WeightingMethod.after_step
 
     def check_losses(self, losses: Tensor) -> None:
         if losses.dim() != 1 or losses.shape[0] != self.k:

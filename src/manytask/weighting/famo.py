@@ -21,6 +21,14 @@ Calling it: ``info = famo.backward(losses)``; ``optimizer.step()``; then, with t
 same batch recomputed under ``torch.no_grad()``, ``famo.update(new_losses)``. The trainer does
 this through the :meth:`after_step` hook (an alias of :meth:`update`). ``ξ`` and Adam's moments
 are buffers (not learned by the model optimizer) and resume exactly from ``state_dict``.
+
+That recomputation is one extra forward pass per step (about a third of a step of a small
+convolutional model on CPU). ``update_on="next_batch"`` is a cheaper variant that is *not* in
+the paper: ``ℓ⁺`` is taken from the next step's forward pass, which runs anyway, so ``δ`` compares
+batch ``t`` at ``θ_t`` with batch ``t+1`` at ``θ_{t+1}``. The logits are updated at the start of
+the next :meth:`backward`, before its weights are computed: the same order as the paper's, only
+the batch of ``ℓ⁺`` differs, which adds batch-to-batch noise to ``δ``. No extra forward pass,
+no hook: ``after_step`` is not needed (:attr:`wants_after_step` is False).
 """
 
 from __future__ import annotations
@@ -50,6 +58,8 @@ class FAMO(LossWeighting):
         eps: added to every loss before the log (default 1e-8).
         min_losses: lower bounds ``L_k*`` of the losses (default all 0).
         xi_optimizer: ``"adam"`` (authors' code, default) or ``"sgd"`` (Algorithm 1).
+        update_on: ``"same_batch"`` (the paper; needs the :meth:`after_step` forward pass, default)
+            or ``"next_batch"`` (no extra forward pass; see the module docstring).
     """
 
     name = "famo"
@@ -62,12 +72,14 @@ class FAMO(LossWeighting):
     has_prev: Tensor
 
     def __init__(self, tasks: Sequence[Task], beta: float = 0.025, gamma: float = 1e-3, eps: float = 1e-8,
-                 min_losses: Sequence[float] | None = None, xi_optimizer: str = "adam") -> None:
+                 min_losses: Sequence[float] | None = None, xi_optimizer: str = "adam",
+                 update_on: str = "same_batch") -> None:
         super().__init__(tasks)
         self.beta = _validate.number(self.name, "beta", beta, low=0.0)
         self.gamma = _validate.number(self.name, "gamma", gamma, low=0.0, low_inclusive=True)
         self.eps = _validate.number(self.name, "eps", eps, low=0.0)
         self.xi_optimizer = _validate.choice(self.name, "xi_optimizer", xi_optimizer, ("adam", "sgd"))
+        self.update_on = _validate.choice(self.name, "update_on", update_on, ("same_batch", "next_batch"))
         lows = [0.0] * self.k if min_losses is None else list(min_losses)
         if len(lows) != self.k:
             raise ConfigError(f"weighting 'famo': min_losses needs {self.k} values (one per task), got {len(lows)}")
@@ -83,11 +95,17 @@ class FAMO(LossWeighting):
     def _shifted(self, losses: Tensor) -> Tensor:
         return losses.detach().to(device=self.xi.device, dtype=torch.float64) - self.min_losses + self.eps
 
+    @property
+    def wants_after_step(self) -> bool:
+        return self.update_on == "same_batch"
+
     def weights(self, losses: Tensor) -> tuple[Tensor, Tensor | None]:
         ell = self._shifted(losses)
         if bool((ell <= 0).any()):
             bad = [n for n, v in zip(self.task_names, ell.tolist()) if v <= 0]
             raise ValueError(f"weighting 'famo': loss below its min_losses bound for task(s) {', '.join(bad)}")
+        if self.update_on == "next_batch" and bool(self.has_prev):
+            self._update_logits(ell)
         z = torch.softmax(self.xi, dim=0)
         c = 1.0 / (z / ell).sum()
         self.prev_losses.copy_(ell)
@@ -99,9 +117,16 @@ class FAMO(LossWeighting):
     def update(self, new_losses: Tensor) -> None:
         """Update ``ξ`` from the losses of the same batch after the optimizer step."""
         self.check_losses(new_losses)
+        if self.update_on != "same_batch":
+            raise ValueError("weighting 'famo': update() is for update_on='same_batch'; "
+                             "with 'next_batch' the logits learn inside backward()")
         if not bool(self.has_prev):
             raise ValueError("weighting 'famo': update() needs a preceding backward() on the same batch")
-        ell_new = self._shifted(new_losses).clamp_min(self.eps)
+        self._update_logits(self._shifted(new_losses))
+
+    @torch.no_grad()
+    def _update_logits(self, ell_after: Tensor) -> None:
+        ell_new = ell_after.clamp_min(self.eps)
         delta = self.prev_losses.log() - ell_new.log()
         z = torch.softmax(self.xi, dim=0)
         grad = z * (delta - (z * delta).sum())  # J_softmax(ξ)^T δ (the Jacobian is symmetric)
