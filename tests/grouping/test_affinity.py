@@ -27,6 +27,7 @@ from manytask.grouping.selection import select_many
 from manytask.models import MLPTrunk, MultiTaskModel
 from manytask.tasks import Task
 from manytask.training import OptimizerSpec, Trainer
+from grouping_helpers import tiny_config
 
 
 def mirrored_problem(seed: int = 0) -> tuple[MultiTaskModel, list[Task], Batch]:
@@ -104,19 +105,7 @@ def test_group_scores_by_hand() -> None:
         group_affinity(Z, tasks, ["a", "z"])
 
 
-TINY = {
-    "name": "tiny3",
-    "seed": 1,
-    "data": {"kind": "multimnist", "source": "bundled", "train_size": 256, "val_size": 64, "test_size": 64},
-    "tasks": [
-        {"name": "left", "kind": "multiclass", "num_classes": 10},
-        {"name": "odd", "kind": "binary", "target": "left_parity"},
-        {"name": "recon", "kind": "reconstruction", "target": "right_image", "dim": 1296},
-    ],
-    "model": {"trunk": "mlp", "hidden": [16, 8]},
-    "training": {"epochs": 2, "batch_size": 64, "threads": 1, "monitor": "loss",
-                 "optimizer": {"name": "sgd", "lr": 0.05, "momentum": 0.9}},
-}
+TINY = tiny_config(seed=1, sizes=(256, 64, 64), epochs=2, sgd=True)
 
 
 def test_affinity_table_selection_maximises_total_affinity() -> None:

@@ -24,19 +24,9 @@ from manytask.grouping.candidates import (
     width_for_cost,
 )
 from manytask.grouping.table import Candidate, CandidateTable
+from grouping_helpers import tiny_config
 
-TINY = {
-    "name": "tiny3",
-    "seed": 3,
-    "data": {"kind": "multimnist", "source": "bundled", "train_size": 200, "val_size": 80, "test_size": 80},
-    "tasks": [
-        {"name": "left", "kind": "multiclass", "num_classes": 10},
-        {"name": "odd", "kind": "binary", "target": "left_parity"},
-        {"name": "recon", "kind": "reconstruction", "target": "right_image", "dim": 1296},
-    ],
-    "model": {"trunk": "mlp", "hidden": [16, 8]},
-    "training": {"epochs": 1, "batch_size": 64, "threads": 1, "monitor": "loss"},
-}
+TINY = tiny_config(seed=3, sizes=(200, 80, 80))
 
 
 @pytest.fixture(scope="module")

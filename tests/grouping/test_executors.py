@@ -19,19 +19,9 @@ from manytask.grouping.executors import (
     run_job,
 )
 from manytask.grouping.table import CandidateTable
+from grouping_helpers import tiny_config
 
-TINY = {
-    "name": "tiny3",
-    "seed": 5,
-    "data": {"kind": "multimnist", "source": "bundled", "train_size": 160, "val_size": 60, "test_size": 60},
-    "tasks": [
-        {"name": "left", "kind": "multiclass", "num_classes": 10},
-        {"name": "odd", "kind": "binary", "target": "left_parity"},
-        {"name": "recon", "kind": "reconstruction", "target": "right_image", "dim": 1296},
-    ],
-    "model": {"trunk": "mlp", "hidden": [16, 8]},
-    "training": {"epochs": 1, "batch_size": 64, "threads": 1, "monitor": "loss"},
-}
+TINY = tiny_config(seed=5)
 
 HAS_RAY = importlib.util.find_spec("ray") is not None
 

@@ -16,23 +16,12 @@ from manytask.errors import ConfigError, DataError
 from manytask.grouping.candidates import build_candidates
 from manytask.grouping.search import group_search, normalize_table, prior_losses, reference_losses
 from manytask.grouping.table import CandidateTable
+from grouping_helpers import tiny_config
 
 ROOT = Path(__file__).resolve().parents[2]
 runner = CliRunner()
 
-TINY = {
-    "name": "tiny3",
-    "seed": 2,
-    "data": {"kind": "multimnist", "source": "bundled", "train_size": 160, "val_size": 60, "test_size": 60},
-    "tasks": [
-        {"name": "left", "kind": "multiclass", "num_classes": 10},
-        {"name": "odd", "kind": "binary", "target": "left_parity"},
-        {"name": "recon", "kind": "reconstruction", "target": "right_image", "dim": 1296},
-    ],
-    "model": {"trunk": "mlp", "hidden": [16, 8]},
-    "training": {"epochs": 2, "batch_size": 64, "threads": 1, "monitor": "loss",
-                 "optimizer": {"name": "sgd", "lr": 0.05, "momentum": 0.9}},
-}
+TINY = tiny_config(seed=2, epochs=2, sgd=True)
 BUDGETS = [1.0, 1.5, 2.0, 3.0]
 
 

@@ -46,7 +46,7 @@ bound by launch latency, which the single batched call avoids.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -117,6 +117,19 @@ def _loss_edges(losses: Tensor) -> list[tuple[Any, int]] | None:
     return edges
 
 
+def _graph_nodes(root: Any, stop: Any = None) -> Iterator[Any]:
+    """Every autograd node reachable from ``root``, once each; ``stop`` is not entered (nor yielded)."""
+    seen: dict[int, Any] = {}  # holds the node objects so that ids stay unique
+    stack = [root]
+    while stack:
+        fn = stack.pop()
+        if fn is None or id(fn) in seen or (stop is not None and fn is stop):
+            continue
+        seen[id(fn)] = fn
+        yield fn
+        stack.extend(nf for nf, _ in fn.next_functions)
+
+
 @dataclass
 class DirectConv:
     """A shared single-input-channel convolution whose weight gradient the engine forms itself.
@@ -167,13 +180,7 @@ def find_direct_convs(losses: Tensor, params: Sequence[Tensor]) -> list[DirectCo
     shared = {id(p): p for p in params}
     uses: dict[int, int] = {}
     convs: list[DirectConv] = []
-    seen: dict[int, Any] = {}
-    stack = [losses.grad_fn]
-    while stack:
-        fn = stack.pop()
-        if fn is None or id(fn) in seen:
-            continue
-        seen[id(fn)] = fn
+    for fn in _graph_nodes(losses.grad_fn):
         for nf, _ in fn.next_functions:
             var = getattr(nf, "variable", None)
             if var is not None and id(var) in shared:
@@ -182,7 +189,6 @@ def find_direct_convs(losses: Tensor, params: Sequence[Tensor]) -> list[DirectCo
             conv = _as_direct_conv(fn, shared)
             if conv is not None:
                 convs.append(conv)
-        stack.extend(nf for nf, _ in fn.next_functions if getattr(nf, "variable", None) is None)
     return [c for c in convs if uses.get(id(c.weight)) == 1 and (c.bias is None or uses.get(id(c.bias)) == 1)]
 
 
@@ -233,24 +239,14 @@ class GradientEngine:
         stop = features.grad_fn if features is not None else None
         feat_id = id(features) if features is not None else None
         leaves: list[Tensor] = []
-        seen: dict[int, Any] = {}  # holds the node objects so that ids stay unique
         reached_shared = False
-        stack = [losses.grad_fn]
-        while stack:
-            fn = stack.pop()
-            if fn is None or id(fn) in seen:
-                continue
-            seen[id(fn)] = fn
-            if stop is not None and fn is stop:
-                continue
+        for fn in _graph_nodes(losses.grad_fn, stop=stop):
             var = getattr(fn, "variable", None)
             if var is not None:  # AccumulateGrad: a leaf
                 if id(var) in shared_ids:
                     reached_shared = True
                 elif id(var) != feat_id:
                     leaves.append(var)
-                continue
-            stack.extend(nf for nf, _ in fn.next_functions)
         usable = features is not None and features.requires_grad and not reached_shared
         return GraphInfo(head_leaves=leaves, through_features=usable)
 
