@@ -199,7 +199,7 @@ def test_a_convolution_whose_weight_is_used_elsewhere_stays_with_autograd() -> N
     model = _ConvTrunkModel(1, 0, 1, True, (8, 8)).double()
     x = torch.randn(4, 1, 8, 8, dtype=torch.float64)
     _, y = make_data(TASKS, n=4, dtype=torch.float64)
-    z, preds = model.forward_with_features(x)
+    _, preds = model.forward_with_features(x)
     preds["size"] = preds["size"] + 0.1 * model.conv1.weight.sum()  # a second use of the weight
     losses = stack_losses(TASKS, preds, y)
     params = model.shared_parameters()
@@ -224,3 +224,15 @@ def test_direct_route_on_the_lenet_trunk_matches_the_batched_path() -> None:
         assert len(find_direct_convs(losses, model.shared_parameters())) == 1
         out[mode] = GradientEngine(mode).param_jacobian(losses, model.shared_parameters(), z)
     assert torch.allclose(out["loop"], out["batched"], atol=1e-12)
+
+
+def test_a_convolution_with_a_too_large_patch_matrix_stays_with_autograd() -> None:
+    torch.manual_seed(0)
+    model = _ConvTrunkModel(1, 1, 1, True, (9, 9)).double()
+    x = torch.randn(4, 1, 9, 9, dtype=torch.float64)
+    _, y = make_data(TASKS, n=4, dtype=torch.float64)
+    _, preds = model.forward_with_features(x)
+    losses = stack_losses(TASKS, preds, y)
+    (conv,) = find_direct_convs(losses, model.shared_parameters())
+    assert conv.patch_elements() == 4 * 9 * 81 == conv.patches().numel()
+    assert find_direct_convs(losses, model.shared_parameters(), max_patch_elements=4 * 9 * 81 - 1) == []

@@ -144,6 +144,20 @@ class DirectConv:
     weight: Tensor
     bias: Tensor | None
 
+    def _geometry(self) -> tuple[int, int, int]:
+        """(batch, C·kh·kw, output positions L) of the layer's patch matrix."""
+        x: Tensor = self.node._saved_input
+        (ph, pw), (sh, sw), (dh, dw) = self.node._saved_padding, self.node._saved_stride, self.node._saved_dilation
+        kh, kw = self.weight.shape[2], self.weight.shape[3]
+        ho = (x.shape[2] + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+        wo = (x.shape[3] + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+        return x.shape[0], x.shape[1] * kh * kw, ho * wo
+
+    def patch_elements(self) -> int:
+        """Size of the patch matrix :meth:`patches` builds."""
+        b, ckk, n_out = self._geometry()
+        return b * ckk * n_out
+
     def patches(self) -> Tensor:
         """``(B, L, C·kh·kw)``: the input patch under every output position (one copy)."""
         fn = self.node
@@ -171,11 +185,18 @@ class DirectConv:
         return gw, gb
 
 
-def find_direct_convs(losses: Tensor, params: Sequence[Tensor]) -> list[DirectConv]:
+#: the largest patch matrix (elements) the direct route builds: 2^26 floats = 256 MiB in float32
+MAX_PATCH_ELEMENTS = 2**26
+
+
+def find_direct_convs(losses: Tensor, params: Sequence[Tensor],
+                      max_patch_elements: int = MAX_PATCH_ELEMENTS) -> list[DirectConv]:
     """The single-input-channel 2-D convolutions among ``params`` that the engine can handle itself.
 
     A convolution qualifies when it is not transposed, has one group and one input channel, its
-    weight (and bias, if any) are in ``params``, and no other node of the graph uses them.
+    weight (and bias, if any) are in ``params``, no other node of the graph uses them, and its
+    patch matrix has at most ``max_patch_elements`` entries (a larger layer stays with autograd
+    rather than allocating that much memory).
     """
     shared = {id(p): p for p in params}
     uses: dict[int, int] = {}
@@ -189,7 +210,8 @@ def find_direct_convs(losses: Tensor, params: Sequence[Tensor]) -> list[DirectCo
             conv = _as_direct_conv(fn, shared)
             if conv is not None:
                 convs.append(conv)
-    return [c for c in convs if uses.get(id(c.weight)) == 1 and (c.bias is None or uses.get(id(c.bias)) == 1)]
+    return [c for c in convs if uses.get(id(c.weight)) == 1 and (c.bias is None or uses.get(id(c.bias)) == 1)
+            and c.patch_elements() <= max_patch_elements]
 
 
 def _as_direct_conv(fn: Any, shared: dict[int, Tensor]) -> DirectConv | None:
