@@ -114,7 +114,8 @@ def demo(
 def compare(
     config: Path = typer.Argument(..., help="YAML config file (training.epochs = epochs at fraction 1)"),
     methods: str = typer.Option("stl,uniform,dwa,uncertainty,revised_uncertainty", "--methods",
-                                help="comma-separated: stl (one single-task run per task) and weighting names"),
+                                help="comma-separated: stl (one single-task run per task) and weighting names, "
+                                     "optionally with hyperparameters: famo\\[update_on=next_batch]"),
     seeds: str = typer.Option("10", "--seeds", help="a count (10 = seeds 0..9) or a list (0,3,7)"),
     fractions: str = typer.Option("1,0.25,0.1", "--fractions", help="training-data fractions, comma-separated"),
     out: Path | None = typer.Option(None, "--out", "-o", help="comparison directory (default: OUTPUT_DIR/compare-NAME); "

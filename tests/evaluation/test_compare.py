@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import re
 import shutil
 from pathlib import Path
 
@@ -19,10 +20,14 @@ from manytask.config import parse_config
 from manytask.errors import ConfigError
 from manytask.evaluation.compare import (
     compare,
+    display_name,
     epochs_for,
+    method_dir_name,
     parse_fractions,
+    parse_method_spec,
     parse_methods,
     parse_seeds,
+    plan_runs,
 )
 from manytask.weighting import LossWeighting, available, register
 from manytask.weighting.base import _REGISTRY
@@ -232,6 +237,35 @@ def test_argument_parsing() -> None:
         parse_methods("stl,magic")
 
 
+def test_method_specs_with_hyperparameters() -> None:
+    assert parse_methods("stl,famo,famo[update_on=next_batch,beta=0.05],cagrad[c=0.2]") == [
+        "stl", "famo", "famo[update_on=next_batch,beta=0.05]", "cagrad[c=0.2]"]
+    assert parse_method_spec("famo[update_on=next_batch, beta=0.05]") == ("famo", {"update_on": "next_batch", "beta": 0.05})
+    assert parse_method_spec("dwa") == ("dwa", {})
+    assert method_dir_name("cagrad[c=0.2]") == "cagrad-c=0.2" and method_dir_name("dwa") == "dwa"
+    assert display_name("famo[update_on=next_batch]") == "FAMO [update_on=next_batch]"
+    for bad, msg in (("famo[speed=1]", "'famo' has no hyperparameter 'speed' (it takes: beta, "),
+                     ("famo[beta]", "'beta' in 'famo[beta]' is not key=value"),
+                     ("famo[beta=1", "unmatched '['"), ("famo]", "unmatched ']'"),
+                     ("stl[x=1]", "stl takes no hyperparameters"),
+                     ("famo[beta=1,beta=2]", "'beta' is given twice"),
+                     ("cagrad[c=0.2],cagrad[c=0.20]", "the same method and hyperparameters")):
+        with pytest.raises(ConfigError, match=re.escape(msg)):
+            parse_methods(bad)
+
+
+def test_plan_gives_each_variant_its_own_run_and_hyperparameters(tmp_path) -> None:
+    cfg = parse_config({**TINY, "weighting": {"name": "famo", "params": {"beta": 0.1}}})
+    specs = plan_runs(cfg, parse_methods("famo,famo[update_on=next_batch],uniform"), [0], [1.0], tmp_path)
+    got = {s.name: (s.method, s.weighting, dict(s.weighting_params), s.path.name) for s in specs}
+    assert got == {
+        "famo": ("famo", "famo", {"beta": 0.1}, "famo"),  # the bare config method keeps its params
+        "famo-update_on=next_batch": ("famo[update_on=next_batch]", "famo", {"update_on": "next_batch"},
+                                      "famo-update_on=next_batch"),
+        "uniform": ("uniform", "uniform", {}, "uniform"),
+    }
+
+
 def test_epochs_scaling() -> None:
     assert epochs_for(10, 0.1) == 10
     assert [epochs_for(10, f, "inverse") for f in (1, 0.5, 0.25, 0.1)] == [10, 20, 40, 100]
@@ -252,6 +286,8 @@ def _write(tmp_path: Path, cfg: dict) -> Path:
     (["--seeds", "two"], "--seeds: expected a count"),
     (["--tsne-epochs", "1,9"], "--tsne-epochs: epoch 9 is outside 1..2"),
     (["--epochs-scaling", "double"], "unknown scaling 'double'"),
+    (["--methods", "famo[update_on=later]"], "--methods: 'famo[update_on=later]': weighting 'famo': update_on must be"),
+    (["--methods", "uniform,cagrad[c=-1]"], "--methods: 'cagrad[c=-1]': weighting 'cagrad': c"),
 ])
 def test_cli_bad_arguments_exit_2_one_line(tmp_path, args, expected) -> None:
     out = tmp_path / "cmp"
@@ -272,3 +308,17 @@ def test_cli_runs_and_prints_where_outputs_are(tmp_path) -> None:
     assert "Vanilla MTL (uniform)" in result.stdout and f"outputs in {out}" in result.stdout
     assert str(out / "table.md") in result.stdout
     assert json.loads((out / "f1" / "s0" / "uniform" / "summary.json").read_text())["epochs_run"] == 1
+
+
+def test_cli_compares_two_variants_of_one_method(tmp_path) -> None:
+    out = tmp_path / "cmp"
+    result = runner.invoke(app, ["compare", str(_write(tmp_path, TINY)), "--out", str(out), "-q",
+                                 "--methods", "famo,famo[update_on=next_batch]", "--seeds", "1", "--fractions", "1",
+                                 "--set", "training.epochs=1"])
+    assert result.exit_code == 0, result.output
+    rows = [ln for ln in result.stdout.splitlines() if ln.startswith("| FAMO")]
+    assert [r.split("|")[1].strip() for r in rows] == ["FAMO", "FAMO [update_on=next_batch]"]
+    run_cfg = yaml.safe_load((out / "f1" / "s0" / "famo-update_on=next_batch" / "config.yaml").read_text())
+    assert (run_cfg["run"]["weighting"], run_cfg["run"]["weighting_params"]) == ("famo", {"update_on": "next_batch"})
+    plain_cfg = yaml.safe_load((out / "f1" / "s0" / "famo" / "config.yaml").read_text())
+    assert (plain_cfg["run"]["weighting"], plain_cfg["run"]["weighting_params"]) == ("famo", {})

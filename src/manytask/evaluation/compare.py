@@ -7,9 +7,12 @@ strategies for multi task learning in deep neural networks", Tables 1–2 and Fi
 
   - one **single-task** model per task (``stl``; the same trainer and network with one head),
   - one **multi-task** model per weighting method (``uniform`` = vanilla MTL, ``dwa``,
-    ``uncertainty``, ``revised_uncertainty``, … any registered name),
+    ``uncertainty``, ``revised_uncertainty``, … any registered name, optionally with
+    hyperparameters: ``famo[update_on=next_batch]``, ``cagrad[c=0.2]``; a bare name takes the
+    config's ``weighting.params`` when it is the config's method, the defaults otherwise),
 
-  each in its own run directory ``OUT/f{f}/s{s}/{stl-<task>|<method>}``. The seed sets the
+  each in its own run directory ``OUT/f{f}/s{s}/{stl-<task>|<method>}`` (``famo-update_on=next_batch``
+  for a method with hyperparameters). The seed sets the
   network initialisation and the shuffling; the data (which samples, which digits) is fixed by
   the config's seed, and the ``f`` training sets are nested (10% ⊂ 25% ⊂ 100%).
 * The best epoch is chosen on the validation split (by the trainer); the table reports the
@@ -37,6 +40,7 @@ Standard deviations are sample standard deviations (``ddof=1``) over the seeds.
 from __future__ import annotations
 
 import csv
+import inspect
 import json
 import math
 import os
@@ -48,6 +52,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import yaml
 
 from manytask.config import ExperimentConfig, parse_config
 from manytask.errors import ConfigError
@@ -71,6 +76,8 @@ __all__ = [
     "parse_fractions",
     "parse_int_list",
     "parse_methods",
+    "parse_method_spec",
+    "method_dir_name",
     "parse_seeds",
     "plan_runs",
     "run_one",
@@ -103,7 +110,11 @@ Log = Callable[[str], None]
 
 
 def display_name(method: str) -> str:
-    """The row label of an approach in the table (``stl`` → ``Single task``)."""
+    """The row label of an approach in the table (``stl`` → ``Single task``; hyperparameters of a
+    spec such as ``famo[update_on=next_batch]`` follow the name: ``FAMO [update_on=next_batch]``)."""
+    if "[" in method:
+        name, _, rest = method.partition("[")
+        return f"{_DISPLAY.get(name, name)} [{rest}"
     return _DISPLAY.get(method, method)
 
 
@@ -179,22 +190,97 @@ def parse_fractions(value: str | Sequence[float]) -> list[float]:
     return list(dict.fromkeys(out))
 
 
-def parse_methods(value: str | Sequence[str]) -> list[str]:
-    """``"stl,uniform,dwa"`` → names, checked against ``stl`` and the registered weightings.
+def _split_top_level(value: str) -> list[str]:
+    """Split on commas that are not inside ``[...]``."""
+    parts: list[str] = []
+    depth, start = 0, 0
+    for i, ch in enumerate(value):
+        if ch == "[":
+            depth += 1
+        elif ch == "]":
+            depth -= 1
+            if depth < 0:
+                raise ConfigError(f"--methods: unmatched ']' in '{value}'")
+        elif ch == "," and depth == 0:
+            parts.append(value[start:i])
+            start = i + 1
+    if depth != 0:
+        raise ConfigError(f"--methods: unmatched '[' in '{value}'")
+    parts.append(value[start:])
+    return parts
+
+
+def parse_method_spec(spec: str) -> tuple[str, dict[str, Any]]:
+    """``"famo[update_on=next_batch,beta=0.05]"`` → ``("famo", {"update_on": "next_batch", "beta": 0.05})``.
+
+    A bare name gives no parameters. Values are read as YAML scalars (numbers, booleans, strings).
 
     Raises:
-        ConfigError: an unknown name (the message lists the available ones).
+        ConfigError: malformed brackets or ``key=value`` pairs.
     """
-    from manytask.weighting import available
+    spec = spec.strip()
+    if "[" not in spec:
+        if "]" in spec:
+            raise ConfigError(f"--methods: unmatched ']' in '{spec}'")
+        return spec, {}
+    name, _, rest = spec.partition("[")
+    if not rest.endswith("]") or "[" in rest[:-1] or "]" in rest[:-1]:
+        raise ConfigError(f"--methods: '{spec}' should look like name[key=value,key=value]")
+    params: dict[str, Any] = {}
+    for item in rest[:-1].split(","):
+        key, eq, raw = item.partition("=")
+        key = key.strip()
+        if not eq or not key.isidentifier():
+            raise ConfigError(f"--methods: '{item.strip()}' in '{spec}' is not key=value")
+        if key in params:
+            raise ConfigError(f"--methods: '{key}' is given twice in '{spec}'")
+        try:
+            params[key] = yaml.safe_load(raw.strip()) if raw.strip() else ""
+        except yaml.YAMLError:
+            raise ConfigError(f"--methods: cannot read the value of '{key}' in '{spec}'") from None
+    return name.strip(), params
 
-    items = value.split(",") if isinstance(value, str) else list(value)
+
+def method_dir_name(spec: str) -> str:
+    """The run-directory name of a method spec: ``famo[update_on=next_batch]`` → ``famo-update_on=next_batch``."""
+    name, params = parse_method_spec(spec)
+    if not params:
+        return name
+    return name + "".join(f"-{k}={v}" for k, v in params.items()).replace("/", "_").replace(" ", "")
+
+
+def parse_methods(value: str | Sequence[str]) -> list[str]:
+    """``"stl,uniform,dwa,famo[update_on=next_batch]"`` → method specs, checked against ``stl``,
+    the registered weightings and each weighting's hyperparameter names.
+
+    A spec is a registered name, optionally with hyperparameters in brackets: the same method may
+    appear with different hyperparameters (each is its own row of the table).
+
+    Raises:
+        ConfigError: an unknown name or hyperparameter (the message lists the available ones).
+    """
+    from manytask.weighting import available, get
+
+    items = _split_top_level(value) if isinstance(value, str) else list(value)
     methods = list(dict.fromkeys(m.strip() for m in items if m and m.strip()))
     if not methods:
         raise ConfigError("--methods: no method given")
     known = available()
     for m in methods:
-        if m != STL and m not in known:
-            raise ConfigError(f"--methods: unknown method '{m}' (available: {', '.join([STL, *known])})")
+        name, params = parse_method_spec(m)
+        if name == STL:
+            if params:
+                raise ConfigError(f"--methods: '{m}': stl takes no hyperparameters")
+            continue
+        if name not in known:
+            raise ConfigError(f"--methods: unknown method '{name}' (available: {', '.join([STL, *known])})")
+        accepted = [p for p in inspect.signature(get(name)).parameters if p != "tasks"]
+        for key in params:
+            if key not in accepted:
+                raise ConfigError(f"--methods: '{name}' has no hyperparameter '{key}' "
+                                  f"(it takes: {', '.join(accepted) or 'none'})")
+    if len({method_dir_name(m) for m in methods}) != len(methods):
+        raise ConfigError("--methods: two specs give the same method and hyperparameters")
     return methods
 
 
@@ -229,7 +315,7 @@ class RunSpec:
         fraction, seed: the training fraction and the run seed.
         method: ``stl`` or the weighting method's name.
         tasks: the tasks this run trains (one for ``stl``).
-        name: the directory name: ``stl-<task>`` or ``<method>``.
+        name: the directory name: ``stl-<task>``, ``<method>`` or ``<method>-<key>=<value>…``.
         path: the run directory.
         epochs: epochs to train.
         weighting, weighting_params: the weighting actually used (``uniform`` for STL).
@@ -251,6 +337,23 @@ class RunSpec:
         return f"fraction {self.fraction:g}, seed {self.seed}, {self.name}"
 
 
+def _check_hyperparameters(cfg: ExperimentConfig, tasks: Sequence[Task], methods: Sequence[str]) -> None:
+    """Build every method of a spec with hyperparameters once, so that a bad value stops the
+    comparison before anything is trained or written (label variances: placeholders of 1)."""
+    from manytask.weighting import create, get
+
+    for m in methods:
+        name, params = parse_method_spec(m)
+        if name == STL or not params:
+            continue
+        if get(name).needs_label_variance and "label_variance" not in params:
+            params["label_variance"] = {t.name: 1.0 for t in tasks}
+        try:
+            create(name, tasks, **params)
+        except (ConfigError, ValueError) as exc:
+            raise ConfigError(f"--methods: '{m}': {exc}") from None
+
+
 def plan_runs(cfg: ExperimentConfig, methods: Sequence[str], seeds: Sequence[int],
               fractions: Sequence[float], out_dir: str | Path, *,
               epochs_scaling: str = "constant", max_epochs: int | None = None,
@@ -270,6 +373,7 @@ def plan_runs(cfg: ExperimentConfig, methods: Sequence[str], seeds: Sequence[int
             raise ConfigError(
                 f"--tsne-epochs: epoch {too_late[0]} is outside 1..{top} (the epochs trained at fraction {full:g})"
             )
+    _check_hyperparameters(cfg, tasks, methods)
     specs: list[RunSpec] = []
     for f in fractions:
         epochs = epochs_for(cfg.training.epochs, f, epochs_scaling, max_epochs)
@@ -282,8 +386,11 @@ def plan_runs(cfg: ExperimentConfig, methods: Sequence[str], seeds: Sequence[int
                         specs.append(RunSpec(f, s, STL, (t.name,), f"stl-{t.name}", base / f"stl-{t.name}",
                                              epochs, "uniform", {}, snap))
                 else:
-                    params = dict(cfg.weighting.params) if m == cfg.weighting.name else {}
-                    specs.append(RunSpec(f, s, m, tuple(t.name for t in tasks), m, base / m, epochs, m,
+                    name, params = parse_method_spec(m)
+                    if m == cfg.weighting.name:  # a bare name: the config's hyperparameters, if its method
+                        params = dict(cfg.weighting.params)
+                    d = method_dir_name(m)
+                    specs.append(RunSpec(f, s, m, tuple(t.name for t in tasks), d, base / d, epochs, name,
                                          params, snap))
     return specs
 
