@@ -236,3 +236,12 @@ def test_a_convolution_with_a_too_large_patch_matrix_stays_with_autograd() -> No
     (conv,) = find_direct_convs(losses, model.shared_parameters())
     assert conv.patch_elements() == 4 * 9 * 81 == conv.patches().numel()
     assert find_direct_convs(losses, model.shared_parameters(), max_patch_elements=4 * 9 * 81 - 1) == []
+
+
+def test_a_convolution_node_that_cannot_be_read_stays_with_autograd() -> None:
+    from manytask.weighting.gradients import _as_direct_conv
+
+    class _Opaque:  # a node without the saved attributes the direct route reads
+        next_functions = ()
+
+    assert _as_direct_conv(_Opaque(), {}) is None

@@ -215,6 +215,13 @@ def find_direct_convs(losses: Tensor, params: Sequence[Tensor],
 
 
 def _as_direct_conv(fn: Any, shared: dict[int, Tensor]) -> DirectConv | None:
+    try:
+        return _read_conv_node(fn, shared)
+    except (AttributeError, RuntimeError, TypeError, ValueError):  # a torch whose node exposes less
+        return None
+
+
+def _read_conv_node(fn: Any, shared: dict[int, Tensor]) -> DirectConv | None:
     if fn._saved_transposed or fn._saved_groups != 1 or len(fn.next_functions) != 3:
         return None
     w_node, b_node = fn.next_functions[1][0], fn.next_functions[2][0]
