@@ -180,8 +180,8 @@ class DirectConv:
             return torch.zeros_like(self.weight), None if self.bias is None else torch.zeros_like(self.bias)
         b, c_out = cotangent.shape[:2]
         d = cotangent.reshape(b, c_out, -1)
-        gw = torch.bmm(d, patches).sum(0).view_as(self.weight)
-        gb = None if self.bias is None else d.sum(dim=(0, 2))
+        gw = torch.bmm(d, patches.to(d.dtype)).sum(0).view_as(self.weight).to(self.weight.dtype)
+        gb = None if self.bias is None else d.sum(dim=(0, 2)).to(self.bias.dtype)
         return gw, gb
 
 
