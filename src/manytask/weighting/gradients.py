@@ -39,7 +39,7 @@ This module computes it and writes the combined result back:
 
 ``mode="auto"`` is batched on CUDA and looped elsewhere. Measured on a 2-core CPU with the
 LeNet MultiMNIST model (``benchmarks/weighting_speed.py``) the vmap-based batched backward was
-slower than the loop (1.7× at k = 10, 1.8-1.9× at k = 40: convolution backward under vmap
+slower than the loop (1.6-1.7× at k = 10, 1.8-1.9× at k = 40: convolution backward under vmap
 concatenates inputs and runs grouped convolutions), while on a GPU a loop of small kernels is
 bound by launch latency, which the single batched call avoids.
 """
