@@ -194,12 +194,18 @@ def test_direct_single_channel_conv_gradients_match_autograd(stride: int, paddin
     assert torch.allclose(direct, naive, atol=1e-12)
 
 
-def test_a_convolution_whose_weight_is_used_elsewhere_stays_with_autograd() -> None:
+def _conv_model_preds(padding: int, side: int, n: int = 4):  # type: ignore[no-untyped-def]
+    """A float64 conv model (stride 1, bias) on ``n`` random ``side``² images: model, preds, targets."""
     torch.manual_seed(0)
-    model = _ConvTrunkModel(1, 0, 1, True, (8, 8)).double()
-    x = torch.randn(4, 1, 8, 8, dtype=torch.float64)
-    _, y = make_data(TASKS, n=4, dtype=torch.float64)
+    model = _ConvTrunkModel(1, padding, 1, True, (side, side)).double()
+    x = torch.randn(n, 1, side, side, dtype=torch.float64)
+    _, y = make_data(TASKS, n=n, dtype=torch.float64)
     _, preds = model.forward_with_features(x)
+    return model, preds, y
+
+
+def test_a_convolution_whose_weight_is_used_elsewhere_stays_with_autograd() -> None:
+    model, preds, y = _conv_model_preds(padding=0, side=8)
     preds["size"] = preds["size"] + 0.1 * model.conv1.weight.sum()  # a second use of the weight
     losses = stack_losses(TASKS, preds, y)
     params = model.shared_parameters()
@@ -227,11 +233,7 @@ def test_direct_route_on_the_lenet_trunk_matches_the_batched_path() -> None:
 
 
 def test_a_convolution_with_a_too_large_patch_matrix_stays_with_autograd() -> None:
-    torch.manual_seed(0)
-    model = _ConvTrunkModel(1, 1, 1, True, (9, 9)).double()
-    x = torch.randn(4, 1, 9, 9, dtype=torch.float64)
-    _, y = make_data(TASKS, n=4, dtype=torch.float64)
-    _, preds = model.forward_with_features(x)
+    model, preds, y = _conv_model_preds(padding=1, side=9)
     losses = stack_losses(TASKS, preds, y)
     (conv,) = find_direct_convs(losses, model.shared_parameters())
     assert conv.patch_elements() == 4 * 9 * 81 == conv.patches().numel()
