@@ -166,7 +166,7 @@ class Trainer:
         self.log_steps = log_steps
         self._has_features = hasattr(self.model, "forward_with_features")
         # methods such as FAMO update themselves from the losses after the optimizer step
-        self._after_step = bool(getattr(self.weighting, "wants_after_step", False))
+        self._after_step = self.weighting.wants_after_step
         self.step = 0
 
     # ------------------------------------------------------------------ pieces

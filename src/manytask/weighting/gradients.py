@@ -144,32 +144,30 @@ class DirectConv:
     weight: Tensor
     bias: Tensor | None
 
-    def _geometry(self) -> tuple[int, int, int]:
-        """(batch, C·kh·kw, output positions L) of the layer's patch matrix."""
+    def _output_size(self) -> tuple[int, int]:
+        """``(H_out, W_out)`` of the layer."""
         x: Tensor = self.node._saved_input
         (ph, pw), (sh, sw), (dh, dw) = self.node._saved_padding, self.node._saved_stride, self.node._saved_dilation
         kh, kw = self.weight.shape[2], self.weight.shape[3]
-        ho = (x.shape[2] + 2 * ph - dh * (kh - 1) - 1) // sh + 1
-        wo = (x.shape[3] + 2 * pw - dw * (kw - 1) - 1) // sw + 1
-        return x.shape[0], x.shape[1] * kh * kw, ho * wo
+        return (x.shape[2] + 2 * ph - dh * (kh - 1) - 1) // sh + 1, (x.shape[3] + 2 * pw - dw * (kw - 1) - 1) // sw + 1
 
     def patch_elements(self) -> int:
-        """Size of the patch matrix :meth:`patches` builds."""
-        b, ckk, n_out = self._geometry()
-        return b * ckk * n_out
+        """Size of the patch matrix :meth:`patches` builds: B · C·kh·kw · H_out·W_out."""
+        ho, wo = self._output_size()
+        return self.node._saved_input.shape[0] * self.weight[0].numel() * ho * wo
 
     def patches(self) -> Tensor:
         """``(B, L, C·kh·kw)``: the input patch under every output position (one copy)."""
         fn = self.node
         x: Tensor = fn._saved_input
+        ho, wo = self._output_size()
         ph, pw = fn._saved_padding
         if ph or pw:
             x = F.pad(x, (pw, pw, ph, ph))
         sh, sw = fn._saved_stride
         dh, dw = fn._saved_dilation
         kh, kw = self.weight.shape[2], self.weight.shape[3]
-        b, c, h, w = x.shape
-        ho, wo = (h - dh * (kh - 1) - 1) // sh + 1, (w - dw * (kw - 1) - 1) // sw + 1
+        b, c = x.shape[:2]
         s = x.stride()
         view = x.as_strided((b, c, kh, kw, ho, wo), (s[0], s[1], dh * s[2], dw * s[3], sh * s[2], sw * s[3]))
         return view.reshape(b, c * kh * kw, ho * wo).transpose(1, 2)
@@ -289,13 +287,9 @@ class GradientEngine:
     def _one_hot(self, losses: Tensor) -> Tensor:
         return torch.eye(losses.shape[0], dtype=losses.dtype, device=losses.device)
 
-    def _loop(self, losses: Tensor, inputs: Sequence[Tensor], heads: Sequence[Tensor],
-              convs: Sequence[DirectConv] = ()) -> list[tuple[Tensor | None, ...]]:
-        """One ``autograd.grad`` per task w.r.t. ``inputs``; the task-specific leaves ``heads`` ride
-        along, and their summed gradient is added to their ``.grad``. The parameters of ``convs``
-        are not asked of autograd: their cotangents are, and :class:`DirectConv` does the rest."""
-        if convs:
-            return self._loop_direct(losses, inputs, heads, convs)
+    def _loop(self, losses: Tensor, inputs: Sequence[Any], heads: Sequence[Tensor]) -> list[tuple[Tensor | None, ...]]:
+        """One ``autograd.grad`` per task w.r.t. ``inputs`` (tensors or ``GradientEdge`` s); the
+        task-specific leaves ``heads`` ride along, and their summed gradient is added to their ``.grad``."""
         edges = _loss_edges(losses)
         one = torch.ones((), dtype=losses.dtype, device=losses.device)
         targets = [*inputs, *heads]
@@ -329,6 +323,8 @@ class GradientEngine:
 
     def _loop_direct(self, losses: Tensor, inputs: Sequence[Tensor], heads: Sequence[Tensor],
                      convs: Sequence[DirectConv]) -> list[tuple[Tensor | None, ...]]:
+        """:meth:`_loop`, except that the parameters of ``convs`` are not asked of autograd: their
+        output cotangents are, and :meth:`DirectConv.grads` forms their gradients."""
         slots: dict[int, tuple[int, int]] = {}  # id(param) -> (conv index, 0 weight / 1 bias)
         for ci, conv in enumerate(convs):
             slots[id(conv.weight)] = (ci, 0)
@@ -384,7 +380,8 @@ class GradientEngine:
         leaves = self._heads(losses, features, info, heads)
         if self.path(losses.device) == "loop":
             convs = find_direct_convs(losses, params) if self.direct_convs and _GradientEdge is not None else []
-            return torch.stack([_flat(g, params) for g in self._loop(losses, params, leaves, convs)])
+            rows = self._loop_direct(losses, params, leaves, convs) if convs else self._loop(losses, params, leaves)
+            return torch.stack([_flat(g, params) for g in rows])
         if info.through_features and features is not None:
             gz = self.feature_jacobian(losses, features)
             grads = torch.autograd.grad(features, params, gz, retain_graph=True, is_grads_batched=True, allow_unused=True)
