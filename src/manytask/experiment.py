@@ -20,7 +20,7 @@ import torch
 from manytask.config import ExperimentConfig
 from manytask.data.batch import Splits, TensorDataset
 from manytask.errors import ConfigError
-from manytask.models import LeNetTrunk, MLPTrunk, MultiTaskModel
+from manytask.models import MultiTaskModel, build_trunk
 from manytask.tasks import Task
 from manytask.training import FitResult, OptimizerSpec, RunDir, Trainer
 from manytask.weighting import WeightingMethod, create, get
@@ -34,44 +34,21 @@ def columns_for(tasks: Sequence[Task]) -> list[str]:
     return list(dict.fromkeys(t.column for t in tasks))
 
 
+def data_seed(cfg: ExperimentConfig, seed: int | None = None) -> int:
+    """The seed that fixes the data: ``data.seed``, else ``seed``, else the experiment's."""
+    if cfg.data.seed is not None:
+        return int(cfg.data.seed)
+    return int(cfg.seed if seed is None else seed)
+
+
 def build_data(cfg: ExperimentConfig, columns: Sequence[str], seed: int | None = None) -> Splits:
-    """Build (and cache in memory) the splits named by ``cfg.data`` with the given columns."""
-    d = cfg.data
-    data_seed = d.seed if d.seed is not None else (cfg.seed if seed is None else seed)
-    key = (d.model_dump_json(), tuple(columns), data_seed)
-    if key in _DATA_CACHE:
-        return _DATA_CACHE[key]
-    if d.kind == "multimnist":
-        from manytask.data.mnist import load_digits_source
-        from manytask.data.multimnist import build_multimnist
-
-        images, labels = load_digits_source(d.source, d.idx_dir)
-        splits = build_multimnist(
-            images, labels, train_size=d.train_size, val_size=d.val_size, test_size=d.test_size,
-            max_shift=d.max_shift, fraction=d.fraction, columns=tuple(columns), seed=data_seed,
-        )
-    elif d.kind in ("yeast", "digits"):
-        from manytask.data.tabular import load_sklearn_digits, load_yeast, tabular_splits
-
-        if d.kind == "yeast":
-            x, y = load_yeast()
-            table = {f"label_{j}": y[:, j] for j in range(y.shape[1])}
-        else:
-            x, y = load_sklearn_digits()
-            y = np.asarray(y)
-            table = {"digit": y, "parity": (y % 2).astype(np.float32), "ge5": (y >= 5).astype(np.float32)}
-        missing = [c for c in columns if c not in table]
-        if missing:
-            raise ConfigError(
-                f"tasks: column(s) {', '.join(missing)} not in the {d.kind} data "
-                f"(available: {', '.join(table)})"
-            )
-        splits = tabular_splits(x, {c: table[c] for c in columns}, val_fraction=d.val_fraction,
-                                test_fraction=d.test_fraction, fraction=d.fraction, seed=data_seed)
-    else:  # pragma: no cover - the schema forbids it
-        raise ConfigError(f"data.kind: unknown kind '{d.kind}'")
-    _DATA_CACHE[key] = splits
-    return splits
+    """Build (and cache in memory) the splits that the ``data`` source names, with ``columns``."""
+    source = cfg.data
+    dseed = data_seed(cfg, seed)
+    key = (source.model_dump_json(), tuple(columns), dseed)
+    if key not in _DATA_CACHE:
+        _DATA_CACHE[key] = source.build(list(columns), dseed)
+    return _DATA_CACHE[key]
 
 
 def task_splits(splits: Splits, tasks: Sequence[Task]) -> Splits:
@@ -92,13 +69,7 @@ def build_model(cfg: ExperimentConfig, tasks: Sequence[Task], shape: Sequence[in
                 width: float | None = None) -> MultiTaskModel:
     """The configured trunk (at ``width``, default ``model.width``) with a head per task."""
     m = cfg.model
-    w = m.width if width is None else width
-    if m.trunk == "lenet":
-        if len(shape) != 3 or shape[1] != shape[2]:
-            raise ConfigError(f"model.trunk: lenet needs square image inputs (C, H, W), the data has shape {tuple(shape)}")
-        trunk: torch.nn.Module = LeNetTrunk(in_channels=shape[0], image_size=shape[1], width=w, out_features=m.features)
-    else:
-        trunk = MLPTrunk(int(np.prod(shape)), hidden=m.hidden, width=w, dropout=m.dropout)
+    trunk = build_trunk(m.trunk, shape, m.trunk_spec(width))
     return MultiTaskModel(trunk, tasks, head_hidden=m.head_hidden)
 
 

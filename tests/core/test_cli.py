@@ -86,10 +86,10 @@ def test_packaged_demo_config_is_the_repo_copy() -> None:
 
 def test_console_script_exit_code(tmp_path) -> None:
     cfg = json.loads(json.dumps(TINY))
-    cfg["model"]["trunk"] = "resnet"
+    cfg["model"]["trunk"] = "nosuch"
     proc = subprocess.run([sys.executable, "-m", "manytask.cli", "run", str(write(tmp_path, cfg))],
                           capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
-        f"manytask: error: {tmp_path / 'c.yaml'}: model.trunk: Input should be 'lenet' or 'mlp'"]
+        f"manytask: error: {tmp_path / 'c.yaml'}: model.trunk: unknown trunk 'nosuch' (expected one of lenet, mlp, resnet, or an import path module:function)"]
     assert "Traceback" not in proc.stderr

@@ -31,6 +31,8 @@ class MultiTaskModel(nn.Module):
             of the same width); ``routing`` then maps task name → branch id.
         routing: task name → branch id (default: every task on the identity branch).
         head_factory: optional ``(task, in_features) -> nn.Module`` to replace the default heads.
+        out_features: width of the trunk's output, for a trunk that does not expose
+            ``out_features`` itself (any ``nn.Module`` mapping inputs to ``(N, out_features)``).
     """
 
     def __init__(
@@ -41,16 +43,19 @@ class MultiTaskModel(nn.Module):
         branches: Mapping[str, nn.Module] | None = None,
         routing: Mapping[str, str] | None = None,
         head_factory: Callable[[Task, int], nn.Module] | None = None,
+        out_features: int | None = None,
     ) -> None:
         super().__init__()
         names = [t.name for t in tasks]
         if len(set(names)) != len(names):
             raise ConfigError(f"tasks: duplicate task names in {names}")
-        if not hasattr(trunk, "out_features"):
-            raise ConfigError("model: the trunk must expose 'out_features'")
+        feat_attr = getattr(trunk, "out_features", None) if out_features is None else out_features
+        if isinstance(feat_attr, bool) or not isinstance(feat_attr, int) or feat_attr < 1:
+            raise ConfigError("model: the trunk must expose 'out_features' (a positive int), "
+                              "or pass out_features=... to MultiTaskModel")
         self.tasks = list(tasks)
         self.trunk = trunk
-        feat = int(trunk.out_features)  # type: ignore[arg-type]
+        feat = int(feat_attr)
         self.branches = nn.ModuleDict(dict(branches) if branches else {DEFAULT_BRANCH: nn.Identity()})
         self.routing: dict[str, str] = {}
         for t in tasks:

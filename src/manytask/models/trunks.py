@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 from torch import Tensor, nn
 
 from manytask.errors import ConfigError
+from manytask.models.registry import TrunkSpec, register_trunk
 
 
 def _scaled(n: int, width: float) -> int:
@@ -83,3 +85,19 @@ class MLPTrunk(nn.Module):
 
     def last_layer(self) -> list[nn.Parameter]:
         return list(self._linears[-1].parameters())
+
+
+@register_trunk("lenet")
+def build_lenet(shape: Sequence[int], spec: TrunkSpec) -> nn.Module:
+    """LeNet over square ``(C, H, H)`` images; ``spec.features`` units out."""
+    spec.take_options()
+    if len(shape) != 3 or shape[1] != shape[2]:
+        raise ConfigError(f"model.trunk: lenet needs square image inputs (C, H, W), the data has shape {tuple(shape)}")
+    return LeNetTrunk(in_channels=shape[0], image_size=shape[1], width=spec.width, out_features=spec.features)
+
+
+@register_trunk("mlp")
+def build_mlp(shape: Sequence[int], spec: TrunkSpec) -> nn.Module:
+    """MLP over the flattened inputs with ``spec.hidden`` layers."""
+    spec.take_options()
+    return MLPTrunk(int(np.prod(shape)), hidden=spec.hidden, width=spec.width, dropout=spec.dropout)

