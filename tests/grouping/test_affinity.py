@@ -159,6 +159,47 @@ def test_measurement_does_not_change_training_and_overhead_by_hand() -> None:
         train_with_affinity(trainer(), data, every=0)
 
 
+@pytest.mark.parametrize(("method", "schedule", "dropout"), [
+    ("famo", "none", 0.0),      # FAMO learns its logits in after_step
+    ("dwa", "plateau", 0.0),    # on_epoch_end and ReduceLROnPlateau see the same epoch losses
+    ("uniform", "none", 0.3),   # the measurement draws no random numbers of the training run
+])
+def test_affinity_run_is_exactly_the_trainers_run(method: str, schedule: str, dropout: float) -> None:
+    """Every weighting hook and the schedule behave as in ``Trainer.fit``: with the same seed the
+    measured run ends with the same model, weighting state and learning rate, bit for bit."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(100, 5, generator=g)
+    data = TensorDataset(x, {"p": x[:, :1] * 2, "q": -x[:, 1:2], "r": x[:, :1] + x[:, 2:3]})
+    tasks = [Task("p", "regression"), Task("q", "regression"), Task("r", "regression")]
+
+    def trainer(**kw) -> Trainer:
+        torch.manual_seed(0)
+        model = MultiTaskModel(MLPTrunk(5, hidden=[8], dropout=dropout), tasks, head_hidden=4)
+        spec = OptimizerSpec(lr=0.05, schedule=schedule, gamma=0.5)
+        return Trainer(model, tasks, method, spec, epochs=4, batch_size=32, seed=0, progress=False, **kw)
+
+    last: dict[str, dict[str, torch.Tensor]] = {}
+
+    def snapshot(t: Trainer, epoch: int) -> None:  # the state after the last epoch (fit keeps the best)
+        last["model"] = {k: v.clone() for k, v in t.model.state_dict().items()}
+        last["weighting"] = {k: v.clone() for k, v in t.weighting.state_dict().items()}
+        last["lr"] = {"lr": torch.tensor(t.optimizer.param_groups[0]["lr"])}
+
+    trainer(callbacks=[snapshot]).fit(data)
+    measured = trainer()
+    train_with_affinity(measured, data, kind="tag", every=2)
+    got = {"model": measured.model.state_dict(), "weighting": measured.weighting.state_dict(),
+           "lr": {"lr": torch.tensor(measured.optimizer.param_groups[0]["lr"])}}
+    if method == "famo":
+        assert not torch.equal(last["weighting"]["xi"], torch.zeros(3))  # the logits did learn
+    if schedule == "plateau":
+        assert float(got["lr"]["lr"]) <= 0.05
+    for part in ("model", "weighting", "lr"):
+        assert last[part].keys() == got[part].keys()
+        for key, value in last[part].items():
+            assert torch.equal(value, got[part][key]), f"{part} {key} differs"
+
+
 def test_run_affinity_saves_and_reloads(tmp_path: Path) -> None:
     cfg = parse_config(TINY)
     res = run_affinity(cfg, tmp_path, kind="tag", every=2)

@@ -16,8 +16,9 @@ and measure on the same batch, for every task ``j`` (task-specific heads unchang
 
 ``Z_{i→j} > 0``: a step for ``i`` lowers ``j``'s loss. The lookahead is a functional forward
 (:func:`torch.func.functional_call`) with the shared parameters replaced; the model, its
-buffers and the optimizer are never touched, so the training run itself is the same as
-without the measurement. ``Z = mean_t Z^t`` (pairs where ``L_j`` is zero, or task ``i`` had
+buffers and the optimizer are never touched, and the measurement is a step hook of the
+:class:`~manytask.training.Trainer` (run with the random number generators forked), so the
+training run itself is exactly the same as without the measurement. ``Z = mean_t Z^t`` (pairs where ``L_j`` is zero, or task ``i`` had
 no label in the batch, are skipped for that step).
 
 **Gradient cosine similarity** (the cheaper signal; cf. Yu et al. 2020's conflicting
@@ -69,7 +70,7 @@ from manytask.data.batch import Batch, TensorDataset
 from manytask.errors import ConfigError, DataError
 from manytask.grouping.table import Candidate, CandidateTable
 from manytask.tasks import Task, stack_losses
-from manytask.weighting import SharedParts
+from manytask.training.trainer import Trainer
 
 __all__ = [
     "AffinityKind",
@@ -300,94 +301,82 @@ def gradient_cosine(model: nn.Module, tasks: Sequence[Task], batch: Batch) -> Te
 
 
 # ------------------------------------------------------------------------------ a whole run
-def train_with_affinity(trainer: Any, train: TensorDataset, *, kind: str = "tag", every: int = 10,
+class _AffinityMeter:
+    """The :data:`~manytask.training.trainer.StepHook` of an affinity run: on every ``every``-th
+    step (``0, every, 2·every, …``) the per-task gradients of the shared parameters are taken
+    from the step's own forward graph, before the update, and the affinity of ``kind`` is added
+    to the current epoch's sums."""
+
+    def __init__(self, trainer: Trainer, kind: str, every: int) -> None:
+        self.trainer, self.kind, self.every = trainer, kind, every
+        k = len(trainer.tasks)
+        self.names = _shared_names(trainer.model)
+        self.total = torch.zeros((k, k), dtype=torch.float64)
+        self.count = torch.zeros((k, k), dtype=torch.int64)
+        self.epoch_total = torch.zeros_like(self.total)
+        self.epoch_count = torch.zeros_like(self.count)
+        self.per_epoch: list[np.ndarray] = []
+        self.steps = self.samples = self.extra_backward = self.extra_forward = 0
+
+    def __call__(self, model: nn.Module, batch: Batch, losses: Tensor) -> None:
+        step, self.steps = self.steps, self.steps + 1
+        if step % self.every:
+            return
+        tasks = self.trainer.tasks
+        active = _has_labels(tasks, batch)
+        grads = _task_grads(model, self.names, losses, active)
+        self.extra_backward += sum(active)
+        if self.kind == "tag":
+            lr = float(self.trainer.optimizer.param_groups[0]["lr"])
+            before = losses.detach().double().cpu()
+            A, ok = _lookahead_from_grads(model, tasks, batch, self.names, grads, before, lr, active)
+            self.extra_forward += sum(active)
+        else:
+            A, ok = _cosine_from_grads(grads)
+        self.epoch_total += torch.where(ok, A, torch.zeros_like(A))
+        self.epoch_count += ok.long()
+        self.samples += 1
+
+    def end_epoch(self) -> None:
+        self.total += self.epoch_total
+        self.count += self.epoch_count
+        self.per_epoch.append(_mean(self.epoch_total, self.epoch_count))
+        self.epoch_total = torch.zeros_like(self.total)
+        self.epoch_count = torch.zeros_like(self.count)
+
+
+def train_with_affinity(trainer: Trainer, train: TensorDataset, *, kind: str = "tag", every: int = 10,
                         val: TensorDataset | None = None, test: TensorDataset | None = None,
                         progress: bool = False) -> AffinityResult:
     """Train ``trainer.model`` for ``trainer.epochs`` epochs and sample affinities on the way.
 
-    A small loop around the :class:`~manytask.training.Trainer`'s pieces (its model, tasks,
-    weighting, optimizer, scheduler and shuffling generator): each step is the trainer's own
-    step (forward, ``stack_losses``, ``weighting.backward``, ``optimizer.step``); every
-    ``every``-th step (steps ``0, every, 2·every, …``) the per-task gradients of the shared
-    parameters are taken from the same forward graph before the update, and the affinity of
-    ``kind`` is measured. The learning-rate schedule steps once per epoch, as in ``fit``.
-    ``val`` / ``test`` are scored with ``trainer.evaluate`` at the end (last epoch's weights).
+    The training is :meth:`Trainer.train_epoch <manytask.training.Trainer.train_epoch>` itself,
+    epoch after epoch (so every weighting hook and the learning-rate schedule behave as in
+    ``fit``, and the run ends exactly where an unmeasured one would); the measurement is its
+    step hook (:class:`_AffinityMeter`). ``val`` / ``test`` are scored with
+    ``trainer.evaluate`` at the end (last epoch's weights).
     """
     if kind not in AFFINITY_KINDS:
         raise ConfigError(f"affinity kind must be one of {', '.join(AFFINITY_KINDS)}, got '{kind}'")
     if every < 1:
         raise ConfigError(f"tag_every must be >= 1, got {every}")
-    model: nn.Module = trainer.model
-    tasks: list[Task] = list(trainer.tasks)
-    k = len(tasks)
-    if k < 2:
+    tasks = list(trainer.tasks)
+    if len(tasks) < 2:
         raise ConfigError("affinity needs at least two tasks")
-    names = _shared_names(model)
-    device = trainer.device
-    total = torch.zeros((k, k), dtype=torch.float64)
-    count = torch.zeros((k, k), dtype=torch.int64)
-    per_epoch: list[np.ndarray] = []
-    step = samples = extra_b = extra_f = 0
+    meter = _AffinityMeter(trainer, kind, every)
     steps_per_epoch = 0
     t0 = time.perf_counter()
-    model.train()
     for epoch in range(1, trainer.epochs + 1):
-        e_total = torch.zeros((k, k), dtype=torch.float64)
-        e_count = torch.zeros((k, k), dtype=torch.int64)
-        loss_sum = torch.zeros(k, dtype=torch.float64)
-        n = 0
-        for batch in train.batches(trainer.batch_size, shuffle=True, generator=trainer.generator):
-            batch = batch.to(device)
-            trainer.optimizer.zero_grad(set_to_none=True)
-            z, preds = _forward(model, batch.inputs)
-            losses = stack_losses(list(tasks), preds, batch.targets, batch.masks)
-            if step % every == 0:
-                active = _has_labels(tasks, batch)
-                grads = _task_grads(model, names, losses, active)
-                extra_b += sum(active)
-                if kind == "tag":
-                    lr = float(trainer.optimizer.param_groups[0]["lr"])
-                    A, ok = _lookahead_from_grads(model, tasks, batch, names, grads, losses.detach().double().cpu(),
-                                                  lr, active)
-                    extra_f += sum(active)
-                else:
-                    A, ok = _cosine_from_grads(grads)
-                e_total += torch.where(ok, A, torch.zeros_like(A))
-                e_count += ok.long()
-                samples += 1
-            shared_fn = getattr(model, "shared_parameters", None)
-            last_fn = getattr(model, "last_shared_layer", None)
-            shared = SharedParts(params=list(shared_fn()) if callable(shared_fn) else list(model.parameters()),
-                                 features=z, last_layer=list(last_fn()) if callable(last_fn) else None)
-            trainer.weighting.backward(losses, shared)
-            trainer.optimizer.step()
-            loss_sum += losses.detach().double().cpu()
-            step += 1
-            n += 1
-        if n == 0:
-            raise ConfigError("training split is empty")
-        steps_per_epoch = max(steps_per_epoch, n)
-        mean_losses = loss_sum / n
-        if not torch.isfinite(mean_losses).all():
-            raise FloatingPointError(f"epoch {epoch}: training loss is not finite")
-        trainer.weighting.on_epoch_end(mean_losses.float().to(device))
-        sched = trainer.scheduler
-        if sched is not None:
-            if isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
-                sched.step(float(mean_losses.sum()))
-            else:
-                sched.step()
-        total += e_total
-        count += e_count
-        per_epoch.append(_mean(e_total, e_count))
+        out = trainer.train_epoch(train, epoch, inspect=meter)
+        meter.end_epoch()
+        steps_per_epoch = max(steps_per_epoch, int(out["steps"]))
         if progress:
-            print(f"[affinity {kind}] epoch {epoch}/{trainer.epochs}: {samples} samples", file=sys.stderr)
-    trainer.step = step
+            print(f"[affinity {kind}] epoch {epoch}/{trainer.epochs}: {meter.samples} samples", file=sys.stderr)
     res = AffinityResult(
-        kind=kind, tasks=tuple(t.name for t in tasks), matrix=_mean(total, count), counts=count.numpy(),
-        every=every, samples=samples, train_steps=step, steps_per_epoch=steps_per_epoch,
-        epochs_run=trainer.epochs, extra_backward=extra_b, extra_forward=extra_f,
-        seconds=time.perf_counter() - t0, per_epoch=per_epoch,
+        kind=kind, tasks=tuple(t.name for t in tasks), matrix=_mean(meter.total, meter.count),
+        counts=meter.count.numpy(), every=every, samples=meter.samples, train_steps=meter.steps,
+        steps_per_epoch=steps_per_epoch, epochs_run=trainer.epochs, extra_backward=meter.extra_backward,
+        extra_forward=meter.extra_forward, seconds=time.perf_counter() - t0, per_epoch=meter.per_epoch,
     )
     if val is not None:
         res.val = trainer.evaluate(val)

@@ -19,14 +19,17 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from manytask.data.batch import TensorDataset
+from manytask.data.batch import Batch, TensorDataset
 from manytask.errors import ConfigError
 from manytask.tasks import Task, stack_losses
 from manytask.training.rundir import RunDir
 from manytask.training.seeding import resolve_device, seed_everything
-from manytask.weighting import SharedParts, WeightingMethod, create
+from manytask.weighting import SharedParts, StepInfo, WeightingMethod, create
 
 EpochCallback = Callable[["Trainer", int], None]
+#: ``(model, batch, losses)``: looks at a training step's live graph before the backward
+#: (e.g. to measure per-task gradients); must not change the model, the batch or the losses
+StepHook = Callable[[nn.Module, Batch, Tensor], None]
 
 
 @dataclass
@@ -84,6 +87,19 @@ class FitResult:
     seconds: float
     stopped_early: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class _RunState:
+    """Where a ``fit`` stands: its history and the best epoch so far."""
+
+    start_epoch: int = 1
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best_score: float = math.nan
+    best_epoch: int = 0
+    best_state: dict[str, Tensor] | None = None
+    bad_epochs: int = 0
+    stopped_early: bool = False
 
 
 def _monitor_value(monitor: str, tasks: Sequence[Task], metrics: dict[str, dict[str, float]]) -> tuple[float, bool]:
@@ -238,147 +254,190 @@ class Trainer:
         torch.set_rng_state(state["torch_rng"])
         self.step = int(state["step"])
 
-    # ------------------------------------------------------------------ loop
-    def train_epoch(self, train: TensorDataset, epoch: int) -> dict[str, Any]:
-        """One pass over ``train``; returns mean task losses, mean weights and step logs."""
-        self.model.train()
-        k = len(self.tasks)
-        loss_sum = torch.zeros(k, device=self.device)
-        weights: list[Tensor] = []
-        extras: list[dict[str, float]] = []
-        n_steps = 0
-        for batch in train.batches(self.batch_size, shuffle=True, generator=self.generator):
-            if batch.inputs.device != self.device:
-                batch = batch.to(self.device, non_blocking=True)
-            self.optimizer.zero_grad(set_to_none=True)
-            z, preds = self._forward(batch.inputs)
-            losses = stack_losses(self.tasks, preds, batch.targets, batch.masks)
-            info = self.weighting.backward(losses, self._shared(z))
-            self.optimizer.step()
-            if self._after_step:
-                with torch.no_grad():
-                    new_losses = stack_losses(self.tasks, self._forward(batch.inputs)[1], batch.targets, batch.masks)
-                self.weighting.after_step(new_losses)  # type: ignore[attr-defined]
-            loss_sum += losses.detach()
-            weights.append(info.weights.detach())
-            if info.extra:
-                extras.append(info.extra)
-            n_steps += 1
-            self.step += 1
-        if n_steps == 0:
-            raise ConfigError("training split is empty")
-        mean_losses = (loss_sum / n_steps).cpu()
+    # ------------------------------------------------------------------ one step, one epoch
+    def train_step(self, batch: Batch, inspect: StepHook | None = None) -> tuple[Tensor, StepInfo]:
+        """One optimizer step on ``batch``; returns the task losses (detached) and the weighting's info.
+
+        forward → :func:`stack_losses` → ``inspect(model, batch, losses)`` (if given) →
+        ``weighting.backward`` → ``optimizer.step()`` → ``weighting.after_step`` with the losses of
+        the same batch recomputed (only for methods that want it, e.g. FAMO). ``inspect`` sees the
+        live graph before the backward (it may take gradients with ``retain_graph=True``); it runs
+        with the random number generators forked, so it cannot change the run's random stream.
+        """
+        if batch.inputs.device != self.device:
+            batch = batch.to(self.device, non_blocking=True)
+        self.optimizer.zero_grad(set_to_none=True)
+        z, preds = self._forward(batch.inputs)
+        losses = stack_losses(self.tasks, preds, batch.targets, batch.masks)
+        if inspect is not None:
+            with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+                inspect(self.model, batch, losses)
+        info = self.weighting.backward(losses, self._shared(z))
+        self.optimizer.step()
+        if self._after_step:
+            with torch.no_grad():
+                new_losses = stack_losses(self.tasks, self._forward(batch.inputs)[1], batch.targets, batch.masks)
+            self.weighting.after_step(new_losses)
+        self.step += 1
+        return losses.detach(), info
+
+    def end_epoch(self, mean_losses: Tensor, epoch: int) -> None:
+        """After the last step of an epoch: check that every mean training loss is finite, give
+        them to ``weighting.on_epoch_end`` and step the learning-rate schedule (ReduceLROnPlateau
+        watches their sum)."""
         if not torch.isfinite(mean_losses).all():
             bad = [t.name for t, v in zip(self.tasks, mean_losses.tolist()) if not math.isfinite(v)]
             raise FloatingPointError(f"epoch {epoch}: training loss is not finite for task(s) {', '.join(bad)}")
         self.weighting.on_epoch_end(mean_losses.to(self.device))
-        w = torch.stack(weights).float().cpu()
-        return {"losses": mean_losses, "weights": w, "extras": extras, "steps": n_steps}
+        if self.scheduler is None:
+            return
+        if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            self.scheduler.step(float(mean_losses.sum()))
+        else:
+            self.scheduler.step()
 
+    def train_epoch(self, train: TensorDataset, epoch: int, inspect: StepHook | None = None) -> dict[str, Any]:
+        """One shuffled pass over ``train`` (:meth:`train_step` per batch, then :meth:`end_epoch`);
+        returns the mean task losses, the weights of every step and the steps' extra logs."""
+        self.model.train()
+        loss_sum = torch.zeros(len(self.tasks), device=self.device)
+        weights: list[Tensor] = []
+        extras: list[dict[str, float]] = []
+        for batch in train.batches(self.batch_size, shuffle=True, generator=self.generator):
+            losses, info = self.train_step(batch, inspect)
+            loss_sum += losses
+            weights.append(info.weights.detach())
+            if info.extra:
+                extras.append(info.extra)
+        if not weights:
+            raise ConfigError("training split is empty")
+        mean_losses = (loss_sum / len(weights)).cpu()
+        self.end_epoch(mean_losses, epoch)
+        w = torch.stack(weights).float().cpu()
+        return {"losses": mean_losses, "weights": w, "extras": extras, "steps": len(weights)}
+
+    # ------------------------------------------------------------------ fit
     def fit(self, train: TensorDataset, val: TensorDataset | None = None,
             test: TensorDataset | None = None, *, resume: bool = False,
             config: dict[str, Any] | None = None) -> FitResult:
         """Train; select the best epoch on ``val`` (or the last epoch without ``val``);
         score ``test`` with the best weights; write the RunDir when one was given."""
-        self._check(train, "train")
-        if val is not None:
-            self._check(val, "validation")
-        if test is not None:
-            self._check(test, "test")
+        for data, split in ((train, "train"), (val, "validation"), (test, "test")):
+            if data is not None:
+                self._check(data, split)
         if train.inputs.device != self.device and self.device.type == "cuda":
             train = train.to(self.device)
-        rd = self.run_dir
-        names = [t.name for t in self.tasks]
-        start_epoch, history = 1, []
-        best_score, best_epoch, best_state = math.nan, 0, None
-        bad_epochs = 0
-        if rd is not None:
-            if config is not None:
-                rd.write_config(config)
-            state = rd.load_state() if resume else None
-            if state is not None:
-                rd.load_weights("last", self.model)
-                self.load_state_dict(state["trainer"])
-                start_epoch = int(state["epoch"]) + 1
-                best_score, best_epoch = float(state["best_score"]), int(state["best_epoch"])
-                bad_epochs = int(state["bad_epochs"])
-                rd.truncate_history(start_epoch - 1)
-                history = rd.history()
-                if rd.has("best.safetensors"):
-                    tmp = copy.deepcopy(self.model)
-                    rd.load_weights("best", tmp)
-                    best_state = {k: v.detach().clone() for k, v in tmp.state_dict().items()}
-            else:
-                rd.reset_logs()
+        run = self._start_run(resume, config)
         t0 = time.perf_counter()
-        stopped_early = False
-        bar = tqdm(range(start_epoch, self.epochs + 1), desc="epochs", disable=(not self.progress) or None,
+        bar = tqdm(range(run.start_epoch, self.epochs + 1), desc="epochs", disable=(not self.progress) or None,
                    leave=False, dynamic_ncols=True)
         for epoch in bar:
+            lr = self.optimizer.param_groups[0]["lr"]
             te = time.perf_counter()
             out = self.train_epoch(train, epoch)
-            train_seconds = time.perf_counter() - te
-            row: dict[str, Any] = {"epoch": epoch, "train_seconds": train_seconds,
-                                   "lr": self.optimizer.param_groups[0]["lr"]}
-            row.update({f"train_loss/{n}": float(v) for n, v in zip(names, out["losses"].tolist())})
-            row.update({f"weight/{n}": float(v) for n, v in zip(names, out["weights"].mean(0).tolist())})
-            if val is not None:
-                vm = self.evaluate(val)
-                for n in names:
-                    row.update({f"val/{n}/{m}": v for m, v in vm[n].items()})
-                score, higher = _monitor_value(self.monitor, self.tasks, vm)
-            else:
-                score, higher = -float(out["losses"].sum()), True
-            row["score"] = score
-            improved = math.isnan(best_score) or (score > best_score if higher else score < best_score)
-            if improved:
-                best_score, best_epoch, bad_epochs = score, epoch, 0
-                best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
-                if rd is not None:
-                    rd.save_weights("best", self.model)
-            else:
-                bad_epochs += 1
-            if self.scheduler is not None:
-                if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-                    self.scheduler.step(float(out["losses"].sum()))
-                else:
-                    self.scheduler.step()
-            history.append(row)
+            row, higher = self._epoch_row(epoch, time.perf_counter() - te, lr, out, val)
+            self._keep_if_best(run, epoch, row["score"], higher)
+            run.history.append(row)
             for cb in self.callbacks:
                 cb(self, epoch)
-            if rd is not None:
-                rd.append_jsonl("history.jsonl", [row])
-                if self.log_steps:
-                    first = self.step - out["steps"] + 1
-                    steps = []
-                    for i, w in enumerate(out["weights"].tolist()):
-                        srow: dict[str, Any] = {"step": first + i, "epoch": epoch}
-                        srow.update({f"w/{n}": x for n, x in zip(names, w)})
-                        if out["extras"] and i < len(out["extras"]):
-                            srow.update(out["extras"][i])
-                        steps.append(srow)
-                    rd.append_jsonl("steps.jsonl", steps)
-                rd.save_weights("last", self.model)
-                rd.save_state({"trainer": self.state_dict(), "epoch": epoch, "best_score": best_score,
-                               "best_epoch": best_epoch, "bad_epochs": bad_epochs})
-            bar.set_postfix(epoch=epoch, score=f"{score:.4f}", best=best_epoch)
-            if self.patience is not None and bad_epochs >= self.patience:
-                stopped_early = True
+            self._log_epoch(run, row, out)
+            bar.set_postfix(epoch=epoch, score=f"{row['score']:.4f}", best=run.best_epoch)
+            if self.patience is not None and run.bad_epochs >= self.patience:
+                run.stopped_early = True
                 break
         bar.close()
-        seconds = time.perf_counter() - t0
-        if best_state is not None:
-            self.model.load_state_dict(best_state)
+        return self._finish(run, val, test, time.perf_counter() - t0)
+
+    def _start_run(self, resume: bool, config: dict[str, Any] | None) -> _RunState:
+        """A fresh run, or the state of the last finished epoch of the RunDir (``resume``)."""
+        run = _RunState()
+        rd = self.run_dir
+        if rd is None:
+            return run
+        if config is not None:
+            rd.write_config(config)
+        state = rd.load_state() if resume else None
+        if state is None:
+            rd.reset_logs()
+            return run
+        rd.load_weights("last", self.model)
+        self.load_state_dict(state["trainer"])
+        run.start_epoch = int(state["epoch"]) + 1
+        run.best_score, run.best_epoch = float(state["best_score"]), int(state["best_epoch"])
+        run.bad_epochs = int(state["bad_epochs"])
+        rd.truncate_history(run.start_epoch - 1)
+        run.history = rd.history()
+        if rd.has("best.safetensors"):
+            tmp = copy.deepcopy(self.model)
+            rd.load_weights("best", tmp)
+            run.best_state = {k: v.detach().clone() for k, v in tmp.state_dict().items()}
+        return run
+
+    def _epoch_row(self, epoch: int, train_seconds: float, lr: float, out: dict[str, Any],
+                   val: TensorDataset | None) -> tuple[dict[str, Any], bool]:
+        """The history row of an epoch, with its ``score``, and whether a higher score is better."""
+        names = [t.name for t in self.tasks]
+        row: dict[str, Any] = {"epoch": epoch, "train_seconds": train_seconds, "lr": lr}
+        row.update({f"train_loss/{n}": float(v) for n, v in zip(names, out["losses"].tolist())})
+        row.update({f"weight/{n}": float(v) for n, v in zip(names, out["weights"].mean(0).tolist())})
+        if val is not None:
+            vm = self.evaluate(val)
+            for n in names:
+                row.update({f"val/{n}/{m}": v for m, v in vm[n].items()})
+            score, higher = _monitor_value(self.monitor, self.tasks, vm)
+        else:
+            score, higher = -float(out["losses"].sum()), True
+        row["score"] = score
+        return row, higher
+
+    def _keep_if_best(self, run: _RunState, epoch: int, score: float, higher: bool) -> None:
+        best = run.best_score
+        if not (math.isnan(best) or (score > best if higher else score < best)):
+            run.bad_epochs += 1
+            return
+        run.best_score, run.best_epoch, run.bad_epochs = score, epoch, 0
+        run.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        if self.run_dir is not None:
+            self.run_dir.save_weights("best", self.model)
+
+    def _log_epoch(self, run: _RunState, row: dict[str, Any], out: dict[str, Any]) -> None:
+        """history.jsonl, steps.jsonl, the last weights and the resumable state."""
+        rd = self.run_dir
+        if rd is None:
+            return
+        epoch = row["epoch"]
+        rd.append_jsonl("history.jsonl", [row])
+        if self.log_steps:
+            names = [t.name for t in self.tasks]
+            first = self.step - out["steps"] + 1
+            steps = []
+            for i, w in enumerate(out["weights"].tolist()):
+                srow: dict[str, Any] = {"step": first + i, "epoch": epoch}
+                srow.update({f"w/{n}": x for n, x in zip(names, w)})
+                if out["extras"] and i < len(out["extras"]):
+                    srow.update(out["extras"][i])
+                steps.append(srow)
+            rd.append_jsonl("steps.jsonl", steps)
+        rd.save_weights("last", self.model)
+        rd.save_state({"trainer": self.state_dict(), "epoch": epoch, "best_score": run.best_score,
+                       "best_epoch": run.best_epoch, "bad_epochs": run.bad_epochs})
+
+    def _finish(self, run: _RunState, val: TensorDataset | None, test: TensorDataset | None,
+                seconds: float) -> FitResult:
+        """Back to the best epoch's weights, score ``val``/``test``, write the summary."""
+        if run.best_state is not None:
+            self.model.load_state_dict(run.best_state)
         val_metrics = self.evaluate(val) if val is not None else {}
         test_metrics = self.evaluate(test) if test is not None else None
-        result = FitResult(best_epoch=best_epoch, best_score=best_score, epochs_run=len(history),
+        history = run.history
+        result = FitResult(best_epoch=run.best_epoch, best_score=run.best_score, epochs_run=len(history),
                            history=history, val=val_metrics, test=test_metrics, seconds=seconds,
-                           stopped_early=stopped_early)
-        if rd is not None:
-            rd.write_summary({
-                "status": "complete", "tasks": names, "weighting": self.weighting.name,
-                "seed": self.seed, "best_epoch": best_epoch, "best_score": best_score,
-                "monitor": self.monitor, "epochs_run": len(history), "stopped_early": stopped_early,
+                           stopped_early=run.stopped_early)
+        if self.run_dir is not None:
+            self.run_dir.write_summary({
+                "status": "complete", "tasks": [t.name for t in self.tasks], "weighting": self.weighting.name,
+                "seed": self.seed, "best_epoch": run.best_epoch, "best_score": run.best_score,
+                "monitor": self.monitor, "epochs_run": len(history), "stopped_early": run.stopped_early,
                 "train_seconds": sum(r["train_seconds"] for r in history), "seconds": seconds,
                 "val": val_metrics, "test": test_metrics, "device": str(self.device),
             })
