@@ -8,6 +8,7 @@ reported as one line naming the file, the field and the problem (:class:`ConfigE
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 from typing import Any, Literal
 
@@ -101,9 +102,15 @@ class WeightingConfig(_Strict):
 
 
 class ExperimentConfig(_Strict):
-    """A whole experiment: one config file."""
+    """A whole experiment: one config file.
+
+    ``plugins`` lists modules to import first (a user's own data sources, trunks or
+    weighting methods, registered on import); they must be importable (on ``PYTHONPATH``)
+    wherever the config is run, worker processes included.
+    """
 
     name: str = "experiment"
+    plugins: list[str] = Field(default_factory=list)
     seed: int = 0
     output_dir: str = "runs"
     data: SerializeAsAny[DataSource] = Field(default_factory=MultiMNISTSource)
@@ -145,6 +152,7 @@ def parse_config(data: Any, where: str = "config") -> ExperimentConfig:
     """Validate a config mapping; raise :class:`ConfigError` with one line on failure."""
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: expected a mapping at the top level, got {type(data).__name__}")
+    import_plugins(data.get("plugins"), where)
     try:
         cfg = ExperimentConfig.model_validate(data)
         cfg.build_tasks()
@@ -153,6 +161,20 @@ def parse_config(data: Any, where: str = "config") -> ExperimentConfig:
     except ConfigError as err:
         raise ConfigError(f"{where}: {err}") from None
     return cfg
+
+
+def import_plugins(modules: Any, where: str = "config") -> None:
+    """Import the modules a config's ``plugins`` names, so that the data sources, trunks and
+    weighting methods they register are known before the config is validated."""
+    if modules is None:
+        return
+    if not isinstance(modules, list) or not all(isinstance(m, str) and m for m in modules):
+        raise ConfigError(f"{where}: plugins: expected a list of module names, got {modules!r}")
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except ImportError as err:
+            raise ConfigError(f"{where}: plugins: cannot import module '{name}' ({err})") from None
 
 
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> ExperimentConfig:
