@@ -8,11 +8,13 @@ Missing labels may also be encoded in the targets themselves (NaN / -1, see
 :class:`TensorDataset` keeps everything as tensors in memory and slices batches directly,
 which avoids the per-sample overhead of a ``DataLoader`` for the small, in-memory data sets
 that multi-task research mostly uses.
+Images may be held as uint8 (a quarter of the memory of float32) with a transform, such as
+a :class:`ChannelAffine`, that turns the inputs of each batch into normalised floats.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -41,6 +43,39 @@ class Batch:
         return int(self.inputs.shape[0])
 
 
+@dataclass(frozen=True)
+class ChannelAffine:
+    """Turn stored inputs (e.g. uint8 pixels) into float32 per batch, channel by channel::
+
+        out[:, c] = float32(x[:, c]) * scale[c] - shift[c]
+
+    on dimension 1 (one value per channel, or a single value for every entry). Pixel
+    normalisation ``(x / 255 - mean) / std`` is ``scale = 1 / (255 std)``,
+    ``shift = mean / std`` (:meth:`from_mean_std`). Both factors are rounded to float32 and
+    applied as a multiply then a subtract, so the result equals, bit for bit, normalising a
+    float32 copy of the whole array that way in advance.
+    """
+
+    scale: tuple[float, ...]
+    shift: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        if not self.scale or len(self.scale) != len(self.shift):
+            raise ValueError("ChannelAffine: scale and shift need the same number (>= 1) of values")
+
+    @classmethod
+    def from_mean_std(cls, mean: Sequence[float], std: Sequence[float], max_value: float = 255.0) -> "ChannelAffine":
+        """``(x / max_value - mean[c]) / std[c]``."""
+        return cls(tuple(1.0 / (max_value * float(s)) for s in std),
+                   tuple(float(m) / float(s) for m, s in zip(mean, std)))
+
+    def __call__(self, x: Tensor) -> Tensor:
+        shape = (1, len(self.scale)) + (1,) * max(x.dim() - 2, 0) if len(self.scale) > 1 else (1,)
+        scale = torch.tensor(self.scale, dtype=torch.float32, device=x.device).reshape(shape)
+        shift = torch.tensor(self.shift, dtype=torch.float32, device=x.device).reshape(shape)
+        return x.to(torch.float32) * scale - shift
+
+
 class TensorDataset:
     """Inputs and named target columns held as tensors, sliced into :class:`Batch` es.
 
@@ -49,6 +84,9 @@ class TensorDataset:
         targets: column name -> (N, ...) tensor.
         masks: optional column name -> (N,) bool tensor (True = labelled).
         set_mask: optional (N, S) bool tensor for padded sets (True = real element).
+        transform: optional function applied to the inputs of every batch (e.g. a
+            :class:`ChannelAffine` turning stored uint8 pixels into normalised floats);
+            ``inputs`` stay as stored.
     """
 
     def __init__(
@@ -57,6 +95,8 @@ class TensorDataset:
         targets: Mapping[str, Tensor],
         masks: Mapping[str, Tensor] | None = None,
         set_mask: Tensor | None = None,
+        *,
+        transform: Callable[[Tensor], Tensor] | None = None,
     ) -> None:
         n = int(inputs.shape[0])
         for name, t in targets.items():
@@ -74,6 +114,7 @@ class TensorDataset:
         self.targets = dict(targets)
         self.masks = {k: v.to(torch.bool) for k, v in masks.items()}
         self.set_mask = set_mask
+        self.transform = transform
 
     def __len__(self) -> int:
         return int(self.inputs.shape[0])
@@ -89,6 +130,7 @@ class TensorDataset:
             {k: v[idx] for k, v in self.targets.items()},
             {k: v[idx] for k, v in self.masks.items()},
             None if self.set_mask is None else self.set_mask[idx],
+            transform=self.transform,
         )
 
     def select(self, columns: Mapping[str, str]) -> "TensorDataset":
@@ -104,11 +146,13 @@ class TensorDataset:
             {new: self.targets[col] for new, col in columns.items()},
             {new: self.masks[col] for new, col in columns.items() if col in self.masks},
             self.set_mask,
+            transform=self.transform,
         )
 
     def batch(self, idx: Tensor) -> Batch:
+        x = self.inputs[idx]
         return Batch(
-            inputs=self.inputs[idx],
+            inputs=x if self.transform is None else self.transform(x),
             targets={k: v[idx] for k, v in self.targets.items()},
             masks={k: v[idx] for k, v in self.masks.items()},
             set_mask=None if self.set_mask is None else self.set_mask[idx],
@@ -133,6 +177,7 @@ class TensorDataset:
             {k: v.to(device) for k, v in self.targets.items()},
             {k: v.to(device) for k, v in self.masks.items()},
             None if self.set_mask is None else self.set_mask.to(device),
+            transform=self.transform,
         )
 
 
