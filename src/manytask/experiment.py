@@ -19,10 +19,11 @@ import torch
 
 from manytask.config import ExperimentConfig
 from manytask.data.batch import Splits, TensorDataset
-from manytask.errors import ConfigError
+from manytask.errors import ConfigError, DataError
 from manytask.models import MultiTaskModel, build_trunk
 from manytask.tasks import Task
 from manytask.training import FitResult, OptimizerSpec, RunDir, Trainer
+from manytask.training.predictions import write_predictions
 from manytask.weighting import WeightingMethod, create, get
 from manytask.weighting.pseudo_uniform import label_variance
 
@@ -54,6 +55,10 @@ def build_data(cfg: ExperimentConfig, columns: Sequence[str], seed: int | None =
 def task_splits(splits: Splits, tasks: Sequence[Task]) -> Splits:
     """Splits whose targets are keyed by task name, with the tasks' labels checked."""
     out = splits.select({t.name: t.column for t in tasks})
+    for t in tasks:
+        coding = out.train.codings.get(t.name)
+        if coding is not None and t.kind in ("regression", "reconstruction"):
+            raise DataError(f"{coding.origin}; task '{t.name}' ({t.kind}) needs numbers")
     for name, ds in (("train", out.train), ("validation", out.val), ("test", out.test)):
         for t in tasks:
             t.check_target(ds.targets[t.name], where=f"{name} split")
@@ -113,7 +118,8 @@ def run_experiment(cfg: ExperimentConfig, run_dir: str | Path | RunDir | None = 
                    epochs: int | None = None, progress: bool = True, resume: bool = False,
                    callbacks: Sequence[Any] = ()) -> FitResult:
     """Train the configured model (optionally on a subset of the tasks, another weighting,
-    seed, training fraction or trunk width) and write ``run_dir``."""
+    seed, training fraction or trunk width) and write ``run_dir`` (with ``predictions.csv``:
+    the best epoch's predictions for the test split)."""
     if fraction is not None:
         cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"fraction": fraction})})
     all_tasks = cfg.build_tasks()
@@ -137,4 +143,7 @@ def run_experiment(cfg: ExperimentConfig, run_dir: str | Path | RunDir | None = 
                      "weighting_params": weighting_params if weighting else cfg.weighting.params,
                      "seed": seed, "fraction": cfg.data.fraction, "width": width or cfg.model.width,
                      "epochs": epochs or cfg.training.epochs}
-    return trainer.fit(splits.train, splits.val, splits.test, resume=resume, config=record)
+    result = trainer.fit(splits.train, splits.val, splits.test, resume=resume, config=record)
+    if rd is not None:
+        write_predictions(rd.file("predictions.csv"), tasks, trainer.predict(splits.test), splits.test)
+    return result

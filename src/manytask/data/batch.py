@@ -7,7 +7,8 @@ Missing labels may also be encoded in the targets themselves (NaN / -1, see
 
 :class:`TensorDataset` keeps everything as tensors in memory and slices batches directly,
 which avoids the per-sample overhead of a ``DataLoader`` for the small, in-memory data sets
-that multi-task research mostly uses.
+that multi-task research mostly uses. A data set may also carry row ``ids`` (kept with
+predictions) and, for label columns read from class names, their :class:`LabelCoding`.
 Images may be held as uint8 (a quarter of the memory of float32) with a transform, such as
 a :class:`ChannelAffine`, that turns the inputs of each batch into normalised floats.
 """
@@ -16,7 +17,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -41,6 +44,18 @@ class Batch:
 
     def __len__(self) -> int:
         return int(self.inputs.shape[0])
+
+
+@dataclass(frozen=True)
+class LabelCoding:
+    """How a label column written as names was coded: ``classes[i]`` is class index ``i``.
+
+    ``origin`` points at the first value that is not a number (``file: row R, column 'C'
+    ('value')``), so that a task which needs numbers can name it when it refuses the column.
+    """
+
+    classes: tuple[str, ...]
+    origin: str
 
 
 @dataclass(frozen=True)
@@ -84,6 +99,9 @@ class TensorDataset:
         targets: column name -> (N, ...) tensor.
         masks: optional column name -> (N,) bool tensor (True = labelled).
         set_mask: optional (N, S) bool tensor for padded sets (True = real element).
+        ids: optional (N,) array naming each row (kept with predictions).
+        id_name: what the ids are called (a column name of the source; default ``row``).
+        codings: optional column name -> :class:`LabelCoding` for columns coded from names.
         transform: optional function applied to the inputs of every batch (e.g. a
             :class:`ChannelAffine` turning stored uint8 pixels into normalised floats);
             ``inputs`` stay as stored.
@@ -96,6 +114,9 @@ class TensorDataset:
         masks: Mapping[str, Tensor] | None = None,
         set_mask: Tensor | None = None,
         *,
+        ids: np.ndarray | None = None,
+        id_name: str = "row",
+        codings: Mapping[str, LabelCoding] | None = None,
         transform: Callable[[Tensor], Tensor] | None = None,
     ) -> None:
         n = int(inputs.shape[0])
@@ -110,11 +131,25 @@ class TensorDataset:
                 raise DataError(f"mask '{name}' has {m.shape[0]} rows but inputs have {n}")
         if set_mask is not None and int(set_mask.shape[0]) != n:
             raise DataError(f"set_mask has {set_mask.shape[0]} rows but inputs have {n}")
+        if ids is not None and len(ids) != n:
+            raise DataError(f"ids has {len(ids)} rows but inputs have {n}")
         self.inputs = inputs
         self.targets = dict(targets)
         self.masks = {k: v.to(torch.bool) for k, v in masks.items()}
         self.set_mask = set_mask
+        self.ids = None if ids is None else np.asarray(ids)
+        self.id_name = id_name
+        self.codings = {k: c for k, c in (codings or {}).items() if k in self.targets}
         self.transform = transform
+
+    def _extras(self, idx: Tensor | None = None) -> dict[str, Any]:
+        """``ids``, ``id_name``, ``codings`` and ``transform`` for a copy (rows ``idx`` of the ids)."""
+        ids = self.ids if self.ids is None or idx is None else self.ids[idx.cpu().numpy()]
+        return {"ids": ids, "id_name": self.id_name, "codings": self.codings, "transform": self.transform}
+
+    def row_ids(self) -> np.ndarray:
+        """The ids of the rows, or their positions 0..N-1 when the data has none."""
+        return np.arange(len(self)) if self.ids is None else self.ids
 
     def __len__(self) -> int:
         return int(self.inputs.shape[0])
@@ -130,7 +165,7 @@ class TensorDataset:
             {k: v[idx] for k, v in self.targets.items()},
             {k: v[idx] for k, v in self.masks.items()},
             None if self.set_mask is None else self.set_mask[idx],
-            transform=self.transform,
+            **self._extras(idx),
         )
 
     def select(self, columns: Mapping[str, str]) -> "TensorDataset":
@@ -146,6 +181,9 @@ class TensorDataset:
             {new: self.targets[col] for new, col in columns.items()},
             {new: self.masks[col] for new, col in columns.items() if col in self.masks},
             self.set_mask,
+            ids=self.ids,
+            id_name=self.id_name,
+            codings={new: self.codings[col] for new, col in columns.items() if col in self.codings},
             transform=self.transform,
         )
 
@@ -177,7 +215,7 @@ class TensorDataset:
             {k: v.to(device) for k, v in self.targets.items()},
             {k: v.to(device) for k, v in self.masks.items()},
             None if self.set_mask is None else self.set_mask.to(device),
-            transform=self.transform,
+            **self._extras(),
         )
 
 
