@@ -87,6 +87,40 @@ def run(
 
 @app.command()
 @guarded
+def init(
+    data: Path = typer.Argument(..., help="a CSV or Parquet table, one row per sample"),
+    targets: str = typer.Option(..., "--targets", "-t", help="label columns, comma-separated (one task each)"),
+    features: str | None = typer.Option(None, "--features", help="feature columns, comma-separated "
+                                        "(default: every column that is not a target, id or split column)"),
+    id_column: str | None = typer.Option(None, "--id-column", help="column naming each row (kept with predictions)"),
+    split_column: str | None = typer.Option(None, "--split-column", help="column with train / val / test per row "
+                                            "(default: a random split)"),
+    kind: list[str] | None = typer.Option(None, "--kind", help="a target's kind instead of the inferred one, "
+                                          "e.g. count=regression (binary, multiclass, regression)"),
+    max_classes: int = typer.Option(20, "--max-classes", min=2, help="most distinct values of a class target"),
+    out: Path = typer.Option(Path("config.yaml"), "--out", "-o", help="where to write the config"),
+    force: bool = typer.Option(False, "--force", help="overwrite --out if it exists"),
+) -> None:
+    """Write a commented starter config for a table: the kind of each target, inferred."""
+    from manytask.data.sources.table import read_table
+    from manytask.data.starter import make_starter
+    from manytask.training.rundir import atomic_write_text
+
+    if out.exists() and not force:
+        raise ConfigError(f"{out}: already exists (use --force to overwrite)")
+    split = lambda text: [c.strip() for c in text.split(",") if c.strip()]  # noqa: E731
+    frame = read_table(data, text_columns=[c for c in (id_column, split_column) if c])
+    starter = make_starter(frame, str(data), split(targets), features=split(features) if features else None,
+                           id_column=id_column, split_column=split_column, kinds=kind or [],
+                           max_classes=max_classes, name=data.name.split(".")[0] or "table")
+    for line in starter.lines():
+        typer.echo(line)
+    atomic_write_text(out, starter.config)
+    typer.echo(f"wrote {out}; train with: manytask run {out}")
+
+
+@app.command()
+@guarded
 def demo(
     out: Path = typer.Option(Path("runs"), "--out", "-o", help="parent directory of the demo's runs"),
     jobs: int = typer.Option(2, "--jobs", "-j", min=1, help="trainings run at once (worker processes)"),
