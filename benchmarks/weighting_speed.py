@@ -33,8 +33,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from manytask.data.batch import TensorDataset
 from manytask.tasks import Task, stack_losses
-from manytask.weighting import SharedParts, WeightingMethod, available, create, get, min_norm_weights, write_grads
+from manytask.weighting import SharedParts, WeightingMethod, available, create_from_train, min_norm_weights, write_grads
 
 try:  # the library's model; a local copy of the same architecture if it is not importable
     from manytask.models import LeNetTrunk, MultiTaskModel
@@ -86,12 +87,10 @@ def _sync(device: torch.device) -> None:
 def _make_step(name: str, engine: str | None, tasks: list[Task], base: nn.Module, x: Tensor,
                y: dict[str, Tensor], **hparams: Any) -> Callable[[], None]:
     kwargs: dict[str, Any] = dict(hparams)
-    if get(name).needs_label_variance:
-        kwargs["label_variance"] = {}  # classification tasks only: no variance needed
     if engine is not None:
         kwargs["engine"] = engine
     model: Any = copy.deepcopy(base)
-    method: WeightingMethod = create(name, tasks, **kwargs).to(x.device)
+    method: WeightingMethod = create_from_train(name, tasks, TensorDataset(x, y), **kwargs).to(x.device)
     opt = torch.optim.SGD([*model.parameters(), *method.parameters()], lr=1e-3)
     hook = method.wants_after_step
 

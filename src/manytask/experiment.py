@@ -24,8 +24,7 @@ from manytask.models import MultiTaskModel, build_trunk
 from manytask.tasks import Task
 from manytask.training import FitResult, OptimizerSpec, RunDir, Trainer
 from manytask.training.predictions import write_predictions
-from manytask.weighting import WeightingMethod, create, get
-from manytask.weighting.pseudo_uniform import label_variance
+from manytask.weighting import WeightingMethod, create_from_train
 
 _DATA_CACHE: dict[tuple[Any, ...], Splits] = {}
 
@@ -80,12 +79,9 @@ def build_model(cfg: ExperimentConfig, tasks: Sequence[Task], shape: Sequence[in
 
 def build_weighting(name: str, params: dict[str, Any], tasks: Sequence[Task],
                     train: TensorDataset) -> WeightingMethod:
-    """A registered weighting method; methods that need training-label statistics get them."""
-    cls = get(name)
-    kwargs = dict(params)
-    if getattr(cls, "needs_label_variance", False) and "label_variance" not in kwargs:
-        kwargs["label_variance"] = label_variance(tasks, train.targets, train.masks)
-    return create(name, tasks, **kwargs)
+    """A registered weighting method built for ``train`` (:meth:`WeightingMethod.from_train`:
+    methods that need training-label statistics compute them there)."""
+    return create_from_train(name, tasks, train, **params)
 
 
 def make_trainer(cfg: ExperimentConfig, tasks: Sequence[Task], model: torch.nn.Module,

@@ -9,8 +9,13 @@ binary          {0, 1} (float or int), -1 = none BCE with logits      accuracy, 
 multiclass      class index, -1 = none           cross-entropy        accuracy, top-k not kept
 multilabel      L labels in {0, 1}, -1 = none    BCE per label        accuracy (per label), auc
 regression      D floats, NaN = none             mse / l1 / huber     mse, mae, r2
-reconstruction  D floats, NaN = none             mse / l1             mse, mae
+reconstruction  D floats, NaN = none             mse / l1 / huber     mse, mae
 =============== ================================ ==================== ============================
+
+The metrics of each kind, with their direction and display format, are one table,
+:data:`KIND_METRICS` (:class:`MetricSpec`); the trainer's monitor, comparisons and reports read
+it. :meth:`Task.constant_baseline` is the loss of the best constant prediction from training
+labels (class prior, mean, median, ...), the "no model" reference of grouping.
 
 Missing labels are masked per sample (and per entry for multilabel/regression vectors) and
 never count as a class or a zero. An explicit mask from the data set is combined (AND) with the
@@ -21,7 +26,7 @@ loss of exactly zero that is still attached to the graph (so backward works and 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal, get_args
 
 import numpy as np
@@ -36,6 +41,48 @@ TaskKind = Literal["binary", "multiclass", "multilabel", "regression", "reconstr
 TASK_KINDS: tuple[str, ...] = get_args(TaskKind)
 CLASSIFICATION_KINDS = ("binary", "multiclass", "multilabel")
 REGRESSION_LOSSES = ("mse", "l1", "huber")
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """What a metric is: its direction and how it is shown.
+
+    Attributes:
+        name: the key in :meth:`Task.metrics` results.
+        higher_is_better: True for accuracy, AUC, R²; False for losses and errors.
+        percent: shown as a percentage (value × 100, two decimals).
+        label: short column label in tables.
+    """
+
+    name: str
+    higher_is_better: bool
+    percent: bool = False
+    label: str = ""
+
+    def format(self, value: float, digits: int = 4) -> str:
+        """``value`` for a table: percent with two decimals, else ``digits`` significant digits."""
+        return f"{100 * value:.2f}%" if self.percent else f"{value:.{digits}g}"
+
+
+_ACCURACY = MetricSpec("accuracy", True, percent=True, label="acc %")
+_AUC = MetricSpec("auc", True, percent=True, label="AUC %")
+_MSE = MetricSpec("mse", False, label="MSE")
+_MAE = MetricSpec("mae", False, label="mae")
+_R2 = MetricSpec("r2", True, label="r2")
+_LOSS = MetricSpec("loss", False, label="loss")
+
+#: The metrics of each task kind, primary (model selection, tables) first. Every kind also
+#: reports its ``loss`` (lower is better).
+KIND_METRICS: dict[str, tuple[MetricSpec, ...]] = {
+    "binary": (_ACCURACY, _AUC),
+    "multiclass": (_ACCURACY,),
+    "multilabel": (_ACCURACY, _AUC),
+    "regression": (_MSE, _MAE, _R2),
+    "reconstruction": (_MSE, _MAE),
+}
+
+#: Every metric by name (a name means the same thing in every kind).
+METRICS: dict[str, MetricSpec] = {m.name: m for specs in KIND_METRICS.values() for m in specs} | {"loss": _LOSS}
 
 
 @dataclass(frozen=True)
@@ -58,7 +105,6 @@ class Task:
     dim: int | None = None
     loss_name: str | None = None
     target: str | None = None
-    weight: float = field(default=1.0, compare=False)
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -101,13 +147,27 @@ class Task:
         return self.kind in CLASSIFICATION_KINDS
 
     @property
+    def metric_specs(self) -> tuple[MetricSpec, ...]:
+        """This kind's metrics (:data:`KIND_METRICS`), primary first, then ``loss``."""
+        return (*KIND_METRICS[self.kind], _LOSS)
+
+    def metric_spec(self, metric: str) -> MetricSpec:
+        """The :class:`MetricSpec` of one of this task's metrics (:class:`ConfigError` if it has none)."""
+        for m in self.metric_specs:
+            if m.name == metric:
+                return m
+        names = ", ".join(m.name for m in self.metric_specs)
+        raise ConfigError(f"task '{self.name}' ({self.kind}) has no metric '{metric}' (it has {names})")
+
+    @property
     def primary_metric(self) -> str:
         """The metric used for model selection and tables."""
-        return "accuracy" if self.is_classification else "mse"
+        return KIND_METRICS[self.kind][0].name
 
     @property
     def higher_is_better(self) -> bool:
-        return self.is_classification
+        """Whether a higher value of :attr:`primary_metric` is better."""
+        return KIND_METRICS[self.kind][0].higher_is_better
 
     # ------------------------------------------------------------------ masks
     def label_mask(self, target: Tensor, mask: Tensor | None = None) -> Tensor:
@@ -159,6 +219,44 @@ class Task:
         w = valid.to(terms.dtype)
         count = w.sum()
         return (terms * w).sum() / count.clamp_min(1.0)
+
+    # ------------------------------------------------------------------ constant baseline
+    def constant_prediction(self, target: Tensor, mask: Tensor | None = None) -> Tensor:
+        """The best constant prediction (``(out_features,)``, float32) for this task's loss on the
+        labelled entries of ``target`` (missing labels are ignored).
+
+        multiclass: log class frequencies (+1e-6 each); binary / multilabel: logits of the label
+        frequencies (clipped to [1e-6, 1 - 1e-6]); regression / reconstruction, per output: the
+        mean (mse), the median (l1) or the Huber location (huber, δ = 1). An output without any
+        label predicts 0.
+        """
+        n = target.shape[0]
+        valid = self.label_mask(target, mask).reshape(n, -1).cpu()
+        target = target.detach().cpu()
+        if self.kind == "multiclass":
+            y = target.reshape(n, -1)[:, 0][valid[:, 0]].long()
+            counts = torch.bincount(y, minlength=self.out_features).double()
+            p = (counts + 1e-6) / (counts.sum() + 1e-6 * self.out_features)
+            return p.log().float()
+        if self.kind in ("binary", "multilabel"):
+            y = target.reshape(n, -1).float()
+            p = (torch.where(valid, y, torch.zeros_like(y)).sum(0) / valid.sum(0).clamp_min(1)).clamp(1e-6, 1 - 1e-6)
+            return (p / (1 - p)).log()[: self.out_features]
+        y = target.reshape(n, -1).double()
+        name = self.loss_name or "mse"
+        if name == "l1":
+            return torch.stack([y[valid[:, d], d].median() if valid[:, d].any() else y.new_zeros(())
+                                for d in range(y.shape[1])]).float()
+        mean = torch.where(valid, y, torch.zeros_like(y)).sum(0) / valid.sum(0).clamp_min(1)
+        return (mean if name == "mse" else _huber_location(y, valid)).float()
+
+    def constant_baseline(self, target: Tensor, mask: Tensor | None = None) -> float:
+        """:meth:`loss` of :meth:`constant_prediction` on the labelled entries of ``target``:
+        what a model that ignores its input achieves (the entropy of the label prior for the
+        classification kinds, about the label variance for mse)."""
+        const = self.constant_prediction(target, mask)
+        pred = const.expand(target.shape[0], -1)
+        return float(self.loss(pred, target.detach().cpu(), None if mask is None else mask.cpu()))
 
     # ------------------------------------------------------------------ metrics
     def metrics(self, pred: Tensor, target: Tensor, mask: Tensor | None = None) -> dict[str, float]:
@@ -231,6 +329,21 @@ class Task:
                 )
         if n == 0:
             raise DataError(f"{where}: task '{self.name}' has no samples")
+
+
+def _huber_location(y: Tensor, valid: Tensor, iters: int = 100) -> Tensor:
+    """Per column, the ``c`` minimising the mean Huber loss (δ = 1) to the labelled ``y``: the
+    root of ``Σ clip(c - y, -1, 1)`` (non-decreasing in ``c``), found by bisection."""
+    big = torch.finfo(y.dtype).max
+    lo = torch.where(valid, y, torch.full_like(y, big)).amin(0)
+    hi = torch.where(valid, y, torch.full_like(y, -big)).amax(0)
+    empty = ~valid.any(0)
+    lo, hi = torch.where(empty, 0.0, lo), torch.where(empty, 0.0, hi)
+    for _ in range(iters):
+        mid = (lo + hi) / 2
+        slope = torch.where(valid, (mid - y).clamp(-1.0, 1.0), torch.zeros_like(y)).sum(0)
+        lo, hi = torch.where(slope < 0, mid, lo), torch.where(slope < 0, hi, mid)
+    return (lo + hi) / 2
 
 
 def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:

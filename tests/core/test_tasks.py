@@ -118,3 +118,106 @@ def test_check_target_names_the_problem() -> None:
         Task("d", "multiclass", num_classes=10).check_target(torch.tensor([1, 12]))
     with pytest.raises(DataError, match="dim 3"):
         Task("r", "regression", dim=3).check_target(torch.zeros(4, 2))
+
+
+# ---------------------------------------------------------------------- constant baseline
+def _entropy(p: float) -> float:
+    return 0.0 if p in (0.0, 1.0) else -(p * math.log(p) + (1 - p) * math.log(1 - p))
+
+
+def _baseline_cases() -> list[tuple[Task, torch.Tensor, torch.Tensor]]:
+    """(task, labels with missing entries, labelled-entry mask) for every kind and loss."""
+    g = torch.Generator().manual_seed(0)
+    n = 60
+    mc = torch.randint(0, 4, (n,), generator=g)
+    mc[::5] = -1
+    b = (torch.rand(n, generator=g) < 0.3).float()
+    b[::7] = -1
+    ml = (torch.rand(n, 3, generator=g) < torch.tensor([0.2, 0.5, 0.9])).float()
+    ml[::4, 1] = -1
+    r = torch.randn(n, 2, generator=g) * torch.tensor([1.0, 3.0]) + 2.0
+    r[::3, 0] = float("nan")
+    cases = [(Task("mc", "multiclass", num_classes=4), mc), (Task("b", "binary"), b),
+             (Task("ml", "multilabel", num_classes=3), ml)]
+    for loss in ("mse", "l1", "huber"):
+        cases.append((Task(f"r_{loss}", "regression", dim=2, loss_name=loss), r))
+    cases.append((Task("img", "reconstruction", dim=2), r))
+    return [(t, y, t.label_mask(y)) for t, y in cases]
+
+
+@pytest.mark.parametrize(("task", "y", "valid"), _baseline_cases(), ids=lambda v: getattr(v, "name", ""))
+def test_constant_baseline_is_the_loss_of_the_best_constant(task: Task, y: torch.Tensor, valid: torch.Tensor) -> None:
+    base = task.constant_baseline(y)
+    const = task.constant_prediction(y)
+    assert const.shape == (task.out_features,)
+    # it is the loss of that constant, predicted for every sample
+    assert base == pytest.approx(float(task.loss(const.expand(len(y), -1), y)), rel=1e-6)
+    # brute force: no constant near it does better (every output moved up and down alone)
+    for d in range(task.out_features):
+        for step in (-0.3, -0.03, 0.03, 0.3):
+            moved = const.clone()
+            moved[d] += step
+            assert float(task.loss(moved.expand(len(y), -1), y)) >= base - 1e-6, (d, step)
+
+
+def test_constant_baseline_by_hand() -> None:
+    cases = {t.name: (t, y, v) for t, y, v in _baseline_cases()}
+    t, y, v = cases["mc"]
+    p = torch.bincount(y[v], minlength=4).double() / int(v.sum())
+    assert t.constant_baseline(y) == pytest.approx(float(-(p * p.log()).sum()), rel=1e-5)  # label entropy
+    t, y, v = cases["b"]
+    assert t.constant_baseline(y) == pytest.approx(_entropy(float(y[v].mean())), rel=1e-5)
+    t, y, v = cases["ml"]
+    by_label = [(int(v[:, j].sum()), _entropy(float(y[v[:, j], j].mean()))) for j in range(3)]
+    assert t.constant_baseline(y) == pytest.approx(sum(n * h for n, h in by_label) / int(v.sum()), rel=1e-5)
+    t, y, v = cases["r_mse"]
+    cols = [y[v[:, d], d].double() for d in range(2)]
+    sq = sum(float(((c - c.mean()) ** 2).sum()) for c in cols)  # variance (ddof 0) around each mean
+    assert t.constant_baseline(y) == pytest.approx(sq / int(v.sum()), rel=1e-5)
+    t, y, v = cases["r_l1"]
+    assert torch.allclose(t.constant_prediction(y), torch.stack([c.median() for c in cols]).float())
+
+
+@pytest.mark.parametrize(("task", "y", "valid"), _baseline_cases(), ids=lambda v: getattr(v, "name", ""))
+def test_constant_baseline_ignores_missing_labels(task: Task, y: torch.Tensor, valid: torch.Tensor) -> None:
+    base = task.constant_baseline(y)
+    # other values in the missing entries, or hidden by an explicit mask instead: same baseline
+    garbage = y.clone()
+    garbage[~valid.reshape(y.shape)] = -1 if task.is_classification else float("nan")
+    assert task.constant_baseline(garbage) == base
+    rows = valid.reshape(len(y), -1).all(1)
+    keep = torch.ones(len(y), dtype=torch.bool)
+    keep[::2] = False
+    assert task.constant_baseline(y, keep) == pytest.approx(task.constant_baseline(y[keep]), rel=1e-6)
+    if task.kind in ("binary", "multiclass"):  # one label per sample: the labelled rows alone
+        assert task.constant_baseline(y[rows]) == pytest.approx(base, rel=1e-6)
+
+
+# ---------------------------------------------------------------------- metric table
+def test_metric_table_gives_direction_and_format() -> None:
+    from manytask.reporting.tables import fmt_metric
+    from manytask.tasks import KIND_METRICS, METRICS
+
+    r = Task("r", "regression")
+    assert r.primary_metric == "mse" and not r.higher_is_better
+    assert r.metric_spec("r2").higher_is_better and not r.metric_spec("mae").higher_is_better
+    c = Task("c", "binary")
+    assert c.primary_metric == "accuracy" and c.higher_is_better and c.metric_spec("auc").percent
+    assert not c.metric_spec("loss").higher_is_better
+    with pytest.raises(ConfigError, match="r2"):
+        c.metric_spec("r2")
+    # every metric a task reports has an entry in its kind's table
+    for kind, specs in KIND_METRICS.items():
+        t = Task("t", kind, num_classes=3 if kind in ("multiclass", "multilabel") else None)  # type: ignore[arg-type]
+        g = torch.Generator().manual_seed(1)
+        if kind == "multiclass":
+            y = torch.randint(0, 3, (20,), generator=g)
+        elif kind in ("binary", "multilabel"):
+            y = (torch.rand(20, t.out_features, generator=g) < 0.5).float().squeeze(1)
+        else:
+            y = torch.randn(20, generator=g)
+        pred = torch.randn(20, t.out_features, generator=g)
+        assert set(t.metrics(pred, y)) == {m.name for m in t.metric_specs}, kind
+        assert specs[0].name == t.primary_metric
+    assert fmt_metric(0.9123, "accuracy") == "91.23%" and fmt_metric(0.9123, "mse") == "0.9123"
+    assert METRICS["mse"].label == "MSE"

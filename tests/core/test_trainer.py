@@ -96,3 +96,58 @@ def test_trainer_runs_famos_extra_forward_only_when_the_method_wants_it(toy_data
     trainer.train_epoch(train, 0)
     steps = -(-len(train) // 64)
     assert len(calls) == forwards_per_step * steps
+
+
+def test_step_hook_sees_the_live_losses_and_cannot_change_the_run(toy_data) -> None:
+    train, _, _ = toy_data
+
+    def dropout_trainer() -> Trainer:
+        torch.manual_seed(0)
+        model = MultiTaskModel(MLPTrunk(20, hidden=(32,), dropout=0.5), TASKS)
+        return Trainer(model, TASKS, "uniform", OptimizerSpec(lr=0.05), epochs=1, batch_size=64, progress=False)
+
+    plain = dropout_trainer()
+    plain.train_epoch(train, 1)
+    hooked = dropout_trainer()  # seeds the global generator again
+    seen = []
+
+    def hook(model, batch, losses) -> None:
+        assert model is hooked.model and losses.requires_grad and losses.shape == (2,)
+        torch.autograd.grad(losses[0], list(model.parameters())[0], retain_graph=True)  # the graph is live
+        seen.append(len(batch))
+        torch.rand(1000)  # draws random numbers: the forked generator keeps the run's own stream
+
+    out = hooked.train_epoch(train, 1, inspect=hook)
+    assert sum(seen) == len(train) and len(seen) == out["steps"] == hooked.step
+    for a, b in zip(plain.model.parameters(), hooked.model.parameters()):
+        assert torch.equal(a, b)
+
+
+def test_end_epoch_steps_the_schedule_and_stops_on_non_finite_losses() -> None:
+    torch.manual_seed(0)
+    model = MultiTaskModel(MLPTrunk(20, hidden=(8,)), TASKS)
+    plateau = Trainer(model, TASKS, "dwa", OptimizerSpec(lr=0.1, schedule="plateau", gamma=0.5), epochs=3,
+                      progress=False)
+    plateau.end_epoch(torch.tensor([1.0, 1.0]), 1)
+    plateau.end_epoch(torch.tensor([1.0, 2.0]), 2)  # the sum did not decrease: patience 0 halves lr
+    assert plateau.optimizer.param_groups[0]["lr"] == pytest.approx(0.05)
+    assert plateau.weighting.state_dict()["history"][1].tolist() == [1.0, 2.0]  # DWA saw them
+    step = Trainer(model, TASKS, "uniform", OptimizerSpec(lr=0.1, schedule="step", step_size=1, gamma=0.1),
+                   epochs=3, progress=False)
+    step.optimizer.step()  # (no gradients: nothing moves) an epoch's steps come before the schedule's
+    step.end_epoch(torch.tensor([1.0, 1.0]), 1)
+    assert step.optimizer.param_groups[0]["lr"] == pytest.approx(0.01)
+    with pytest.raises(FloatingPointError, match="epoch 3.*task\\(s\\) r"):
+        step.end_epoch(torch.tensor([1.0, float("nan")]), 3)
+
+
+def test_monitor_direction_comes_from_the_metric_table() -> None:
+    from manytask.training.trainer import _monitor_value
+
+    metrics = {"c": {"accuracy": 0.5, "loss": 1.0}, "r": {"mse": 2.0, "mae": 1.0, "r2": 0.3, "loss": 2.0}}
+    assert _monitor_value("r.r2", TASKS, metrics) == (0.3, True)
+    assert _monitor_value("r.mae", TASKS, metrics) == (1.0, False)
+    assert _monitor_value("c.accuracy", TASKS, metrics) == (0.5, True)
+    assert _monitor_value("c.loss", TASKS, metrics) == (1.0, False)
+    with pytest.raises(ConfigError, match="r.auc"):
+        _monitor_value("r.auc", TASKS, metrics)

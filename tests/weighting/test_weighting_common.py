@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 import torch
 
+from manytask.data.batch import TensorDataset
 from manytask.errors import ConfigError
-from manytask.weighting import WeightingMethod, available, create, get, label_variance
+from manytask.weighting import WeightingMethod, available, create, create_from_train, get, label_variance
 
 from weighting_helpers import TASKS, forward, setup, single_thread  # noqa: F401  (autouse fixture)
 
@@ -21,11 +22,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _make(name: str, y: dict[str, torch.Tensor], **kw: Any) -> WeightingMethod:
-    if get(name).needs_label_variance:
-        kw.setdefault("label_variance", label_variance(TASKS, y))
+    """Built the way a run builds it: for the training split (pseudo-uniform's variances from ``y``)."""
     if name in ("rlw", "pcgrad"):
         kw.setdefault("seed", 0)
-    return create(name, TASKS, **kw)
+    n = next(iter(y.values())).shape[0]
+    return create_from_train(name, TASKS, TensorDataset(torch.zeros(n, 1), y), **kw)
 
 
 def _train(model: torch.nn.Module, method: WeightingMethod, x: torch.Tensor, y: dict[str, torch.Tensor],
@@ -138,6 +139,31 @@ BAD: list[tuple[str, dict[str, Any], str]] = [
 def test_bad_hyperparameters_raise_config_error(name: str, kwargs: dict[str, Any], mentions: str) -> None:
     with pytest.raises(ConfigError, match=mentions):
         create(name, TASKS, **kwargs)
+    _, _, y = setup(seed=0)
+    with pytest.raises(ConfigError, match=mentions):  # the same through the training-split constructor
+        _make(name, y, **kwargs)
+
+
+def test_every_method_has_its_own_display_name() -> None:
+    labels = {name: get(name).display_name for name in available()}
+    assert all(labels.values())
+    assert len(set(labels.values())) == len(labels), labels  # a subclass never shows its parent's label
+    assert labels["mgda_ub"] == "MGDA-UB" and labels["revised_uncertainty"] == "Revised uncertainty"
+
+
+def test_from_train_is_the_plain_constructor_unless_a_method_needs_the_split() -> None:
+    _, _, y = setup(seed=0)
+    for name in available():
+        kw = {"seed": 0} if name in ("rlw", "pcgrad") else {}
+        torch.manual_seed(0)
+        built = _make(name, y, **kw)
+        if name == "pseudo_uniform":
+            assert float(built.state_dict()["scale"][1]) == pytest.approx(1 / label_variance(TASKS, y)["size"])
+            continue
+        torch.manual_seed(0)
+        plain = create(name, TASKS, **kw)
+        a, b = built.state_dict(), plain.state_dict()
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a if isinstance(a[k], torch.Tensor)), name
 
 
 def test_unknown_method_lists_the_available_ones() -> None:

@@ -9,9 +9,20 @@ import numpy as np
 import pytest
 import torch
 
+from manytask.data.batch import TensorDataset
 from manytask.errors import ConfigError, DataError
 from manytask.tasks import Task
-from manytask.weighting import DWA, FAMO, RLW, PseudoUniform, RevisedUncertainty, Uncertainty, create, label_variance
+from manytask.weighting import (
+    DWA,
+    FAMO,
+    RLW,
+    PseudoUniform,
+    RevisedUncertainty,
+    Uncertainty,
+    create,
+    create_from_train,
+    label_variance,
+)
 
 from weighting_helpers import TASKS, flat_grad, forward, setup, single_thread  # noqa: F401  (autouse fixture)
 
@@ -112,7 +123,12 @@ def test_pseudo_uniform_weights_are_inverse_label_variance() -> None:
     losses = torch.tensor([1.0, 1.0, 1.0, 1.0], requires_grad=True)
     w = method.backward(losses).weights
     assert torch.allclose(w, torch.tensor([1.0, 1.0 / var["r"], 1.0, 1.0 / var["img"]]))
-    assert PseudoUniform.needs_label_variance and not Uncertainty.needs_label_variance
+    # built for a training split, it computes the same variances there (unless they are given)
+    train = TensorDataset(torch.zeros(200, 1), targets)
+    assert torch.equal(PseudoUniform.from_train(tasks, train).scale, method.scale)
+    given = {"r": 2.0, "img": 4.0}
+    assert torch.equal(create_from_train("pseudo_uniform", tasks, train, label_variance=given).scale,
+                       PseudoUniform(tasks, label_variance=given).scale)
 
 
 def test_pseudo_uniform_rejects_missing_or_bad_variance() -> None:

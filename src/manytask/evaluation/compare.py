@@ -58,7 +58,7 @@ from manytask.config import ExperimentConfig, parse_config
 from manytask.errors import ConfigError
 from manytask.evaluation.delta_m import delta_m
 from manytask.jsonable import to_jsonable
-from manytask.tasks import Task
+from manytask.tasks import METRICS, Task
 from manytask.training.rundir import RunDir, atomic_write_text
 
 __all__ = [
@@ -89,22 +89,6 @@ STL = "stl"
 EpochsScaling = Literal["constant", "inverse"]
 EPOCHS_SCALINGS: tuple[str, ...] = ("constant", "inverse")
 
-_DISPLAY = {
-    STL: "Single task",
-    "uniform": "Vanilla MTL (uniform)",
-    "dwa": "DWA",
-    "uncertainty": "Uncertainty",
-    "revised_uncertainty": "Revised uncertainty",
-    "pseudo_uniform": "Pseudo-uniform",
-    "rlw": "RLW",
-    "famo": "FAMO",
-    "gradnorm": "GradNorm",
-    "mgda_ub": "MGDA-UB",
-    "mgda": "MGDA",
-    "pcgrad": "PCGrad",
-    "cagrad": "CAGrad",
-}
-
 DIVERGED_FILE = "diverged.json"
 Log = Callable[[str], None]
 
@@ -114,8 +98,17 @@ def display_name(method: str) -> str:
     spec such as ``famo[update_on=next_batch]`` follow the name: ``FAMO [update_on=next_batch]``)."""
     if "[" in method:
         name, _, rest = method.partition("[")
-        return f"{_DISPLAY.get(name, name)} [{rest}"
-    return _DISPLAY.get(method, method)
+        return f"{_label(name)} [{rest}"
+    return _label(method)
+
+
+def _label(name: str) -> str:
+    """``stl`` → ``Single task``; a registered weighting → its class's ``display_name``."""
+    from manytask.weighting import available, get
+
+    if name == STL:
+        return "Single task"
+    return get(name).display_name if name in available() else name
 
 
 def _frac_dir(fraction: float) -> str:
@@ -339,17 +332,20 @@ class RunSpec:
 
 def _check_hyperparameters(cfg: ExperimentConfig, tasks: Sequence[Task], methods: Sequence[str]) -> None:
     """Build every method of a spec with hyperparameters once, so that a bad value stops the
-    comparison before anything is trained or written (label variances: placeholders of 1)."""
-    from manytask.weighting import create, get
+    comparison before anything is trained or written (for the full training split, through
+    ``create_from_train``)."""
+    from manytask.experiment import build_data, columns_for, task_splits
+    from manytask.weighting import create_from_train
 
+    train = None
     for m in methods:
         name, params = parse_method_spec(m)
         if name == STL or not params:
             continue
-        if get(name).needs_label_variance and "label_variance" not in params:
-            params["label_variance"] = {t.name: 1.0 for t in tasks}
+        if train is None:
+            train = task_splits(build_data(cfg, columns_for(tasks)), tasks).train
         try:
-            create(name, tasks, **params)
+            create_from_train(name, tasks, train, **params)
         except (ConfigError, ValueError) as exc:
             raise ConfigError(f"--methods: '{m}': {exc}") from None
 
@@ -648,6 +644,12 @@ def mean_seconds(records: Sequence[RunRecord], method: str, fraction: float | No
 
 
 # ---------------------------------------------------------------------- table
+def _percent(metric: str) -> bool:
+    """Whether ``metric`` is shown as a percentage (:data:`manytask.tasks.METRICS`)."""
+    spec = METRICS.get(metric)
+    return spec is not None and spec.percent
+
+
 def _decimals(value: float) -> int:
     """Decimals that show ``value`` with 4 significant digits (at least 2)."""
     if value == 0 or not math.isfinite(value):
@@ -658,19 +660,20 @@ def _decimals(value: float) -> int:
 def _fmt(value: float, metric: str, digits: int | None = None) -> str:
     if value is None or math.isnan(value):
         return "—"
-    if metric in ("accuracy", "auc"):
+    if _percent(metric):
         return f"{100 * value:.2f}"
     return f"{value:.{_decimals(value) if digits is None else digits}f}"
 
 
 def _metric_label(metric: str) -> str:
-    return {"accuracy": "acc %", "auc": "AUC %"}.get(metric, metric.upper() if metric == "mse" else metric)
+    spec = METRICS.get(metric)
+    return spec.label if spec is not None else metric
 
 
 def _cell_text(c: SummaryCell, seeds: int) -> str:
     if c.n == 0:
         return "—"
-    digits = None if c.metric in ("accuracy", "auc") else _decimals(c.mean)
+    digits = None if _percent(c.metric) else _decimals(c.mean)
     text = _fmt(c.mean, c.metric, digits)
     if not math.isnan(c.std):
         text += f" ± {_fmt(c.std, c.metric, digits)}"
@@ -791,7 +794,7 @@ def _write_outputs(cfg: ExperimentConfig, out: Path, records: Sequence[RunRecord
     series: dict[str, dict[str, list[tuple[float, float, float]]]] = {}
     ylabels: dict[str, str] = {}
     for t in tasks:
-        scale = 100.0 if t.primary_metric in ("accuracy", "auc") else 1.0
+        scale = 100.0 if _percent(t.primary_metric) else 1.0
         ylabels[t.name] = f"test {_metric_label(t.primary_metric)}"
         series[t.name] = {}
         for m in methods:

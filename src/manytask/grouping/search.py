@@ -169,46 +169,15 @@ def normalize_table(table: CandidateTable, val_ref: Mapping[str, float],
 
 
 def prior_losses(cfg: ExperimentConfig) -> dict[str, float]:
-    """Loss of the best constant prediction on the training labels, per task.
-
-    multiclass / binary / multilabel: logits of the training label frequencies (the loss is
-    the label entropy); regression / reconstruction: the training mean (MSE, Huber) or median
-    (L1) per output. Evaluated with :meth:`manytask.tasks.Task.loss` on the training split.
-    """
-    import torch
-
+    """Loss of the best constant prediction on the training labels, per task
+    (:meth:`manytask.tasks.Task.constant_baseline` on the training split: the label entropy
+    for the classification kinds, about the label variance for MSE, ...)."""
     from manytask.experiment import build_data, columns_for, task_splits
 
     cfg = pin_data_seed(cfg)
     tasks = cfg.build_tasks()
     train = task_splits(build_data(cfg, columns_for(tasks)), tasks).train
-    out: dict[str, float] = {}
-    for t in tasks:
-        y, m = train.targets[t.name], train.masks.get(t.name)
-        valid = t.label_mask(y, m)
-        n = len(train)
-        if t.kind == "multiclass":
-            counts = torch.bincount(y[valid].long(), minlength=t.out_features).double()
-            p = (counts + 1e-6) / (counts.sum() + 1e-6 * t.out_features)
-            pred = p.log().float().expand(n, -1)
-        elif t.kind in ("binary", "multilabel"):
-            yy = y.reshape(n, -1).float()
-            v = valid.reshape(n, -1)
-            p = (torch.where(v, yy, torch.zeros_like(yy)).sum(0) / v.sum(0).clamp_min(1)).clamp(1e-6, 1 - 1e-6)
-            pred = (p / (1 - p)).log().expand(n, -1)
-            if t.kind == "binary":
-                pred = pred[:, :1]
-        else:
-            yy = y.reshape(n, -1).double()
-            v = valid.reshape(n, -1)
-            if (t.loss_name or "mse") == "l1":
-                centre = torch.stack([yy[v[:, d], d].median() if v[:, d].any() else yy.new_zeros(())
-                                      for d in range(yy.shape[1])])
-            else:
-                centre = torch.where(v, yy, torch.zeros_like(yy)).sum(0) / v.sum(0).clamp_min(1)
-            pred = centre.float().expand(n, -1)
-        out[t.name] = float(t.loss(pred, y, m))
-    return out
+    return {t.name: t.constant_baseline(train.targets[t.name], train.masks.get(t.name)) for t in tasks}
 
 
 # ---------------------------------------------------------------------------- result

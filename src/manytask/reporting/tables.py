@@ -5,15 +5,14 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
-from manytask.tasks import Task
+from manytask.tasks import METRICS, Task
 
 
 def fmt_metric(value: float | None, metric: str) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "—"
-    if metric in ("accuracy", "auc"):
-        return f"{100 * value:.2f}%"
-    return f"{value:.4g}"
+    spec = METRICS.get(metric)
+    return spec.format(value) if spec is not None else f"{value:.4g}"
 
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]], title: str | None = None) -> str:

@@ -86,7 +86,6 @@ class FitResult:
     test: dict[str, dict[str, float]] | None
     seconds: float
     stopped_early: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -110,11 +109,11 @@ def _monitor_value(monitor: str, tasks: Sequence[Task], metrics: dict[str, dict[
         return sum(metrics[t.name]["loss"] for t in tasks), False
     if monitor == "mean_accuracy":
         return sum(metrics[t.name]["accuracy"] for t in tasks) / len(tasks), True
-    task, _, metric = monitor.partition(".")
-    if task not in metrics or metric not in metrics[task]:
+    name, _, metric = monitor.partition(".")
+    task = next((t for t in tasks if t.name == name), None)
+    if task is None or name not in metrics or metric not in metrics[name]:
         raise ConfigError(f"training.monitor: '{monitor}' is not a known task.metric")
-    higher = metric in ("accuracy", "auc", "r2")
-    return metrics[task][metric], higher
+    return metrics[name][metric], task.metric_spec(metric).higher_is_better
 
 
 class Trainer:

@@ -12,6 +12,7 @@ from manytask.weighting.base import (
     WeightingMethod,
     available,
     create,
+    create_from_train,
     get,
     register,
 )
@@ -51,6 +52,7 @@ __all__ = [
     "available",
     "cagrad_coefficients",
     "create",
+    "create_from_train",
     "get",
     "imtl_g_weights",
     "label_variance",

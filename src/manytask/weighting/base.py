@@ -14,19 +14,24 @@ Stateful methods keep their state in buffers or in ``get_extra_state`` so that
 ``state_dict()`` / ``load_state_dict()`` resume exactly.
 
 Methods register themselves by name with :func:`register`; :func:`create` builds one from a
-name and keyword hyperparameters (what configs and the CLI use).
+name and keyword hyperparameters (what configs and the CLI use), :func:`create_from_train` also
+hands the method the training split (:meth:`WeightingMethod.from_train`) for methods whose
+constants come from training-set statistics (pseudo-uniform's label variances).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from torch import Tensor, nn
 
 from manytask.errors import ConfigError
 from manytask.tasks import Task
+
+if TYPE_CHECKING:
+    from manytask.data.batch import TensorDataset
 
 
 @dataclass
@@ -60,18 +65,16 @@ class StepInfo:
 
 
 class WeightingMethod(nn.Module):
-    """Base class. Subclasses set ``name`` and implement :meth:`backward`.
+    """Base class. Subclasses set ``name`` (and ``display_name``) and implement :meth:`backward`.
 
     Args:
         tasks: the tasks in loss order (their kinds matter to some methods).
     """
 
+    #: the registry name (configs, the command line, run directories)
     name: ClassVar[str] = ""
-    #: what the method needs: "losses" (loss-level), "param_grads" or "feature_grads"
-    needs: ClassVar[str] = "losses"
-    #: True if the constructor takes ``label_variance`` (the trainer computes it from the
-    #: training split, see :func:`manytask.weighting.pseudo_uniform.label_variance`)
-    needs_label_variance: ClassVar[bool] = False
+    #: the name in tables and plots (e.g. ``"MGDA-UB"``); :func:`register` defaults it to ``name``
+    display_name: ClassVar[str] = ""
 
     def __init__(self, tasks: Sequence[Task]) -> None:
         super().__init__()
@@ -79,6 +82,14 @@ class WeightingMethod(nn.Module):
             raise ConfigError(f"weighting '{self.name}': needs at least one task")
         self.tasks = list(tasks)
         self.task_names = [t.name for t in tasks]
+
+    @classmethod
+    def from_train(cls, tasks: Sequence[Task], train: TensorDataset, **params: Any) -> WeightingMethod:
+        """Build the method for a run on ``train`` (the training split). By default the split is
+        not looked at: ``cls(tasks, **params)``; a method whose constants are training-set
+        statistics (pseudo-uniform's label variances) computes them here unless ``params``
+        gives them."""
+        return cls(tasks, **params)
 
     @property
     def k(self) -> int:
@@ -127,11 +138,14 @@ _REGISTRY: dict[str, type[WeightingMethod]] = {}
 
 
 def register(cls: type[WeightingMethod]) -> type[WeightingMethod]:
-    """Class decorator: make the method available by its ``name``."""
+    """Class decorator: make the method available by its ``name``. A class that does not set
+    its own ``display_name`` is shown by its ``name`` (never by a parent class's label)."""
     if not cls.name:
         raise ValueError(f"{cls.__qualname__} has no name")
     if cls.name in _REGISTRY and _REGISTRY[cls.name] is not cls:
         raise ValueError(f"weighting name '{cls.name}' is registered twice")
+    if "display_name" not in vars(cls) or not cls.display_name:
+        cls.display_name = cls.name
     _REGISTRY[cls.name] = cls
     return cls
 
@@ -159,4 +173,11 @@ def create(name: str, tasks: Sequence[Task], **hparams: Any) -> WeightingMethod:
         raise ConfigError(f"weighting '{name}': bad hyperparameters {sorted(hparams)}: {exc}") from None
 
 
-CreateFn = Callable[..., WeightingMethod]
+def create_from_train(name: str, tasks: Sequence[Task], train: TensorDataset, **hparams: Any) -> WeightingMethod:
+    """Like :func:`create`, through :meth:`WeightingMethod.from_train` (methods that need
+    training-set statistics compute them from ``train``)."""
+    cls = get(name)
+    try:
+        return cls.from_train(tasks, train, **hparams)
+    except TypeError as exc:
+        raise ConfigError(f"weighting '{name}': bad hyperparameters {sorted(hparams)}: {exc}") from None

@@ -122,7 +122,7 @@ class CAGrad(GradientWeighting):
     """
 
     name = "cagrad"
-    needs = "param_grads"
+    display_name = "CAGrad"
     wrt = "params"
 
     def __init__(self, tasks: Sequence[Task], c: float = 0.5, rescale: int = 1, engine: str = "auto") -> None:

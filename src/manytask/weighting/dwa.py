@@ -36,6 +36,7 @@ class DWA(LossWeighting):
     """
 
     name = "dwa"
+    display_name = "DWA"
     history: Tensor
     epochs_seen: Tensor
     lambdas: Tensor

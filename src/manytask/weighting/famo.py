@@ -63,6 +63,7 @@ class FAMO(LossWeighting):
     """
 
     name = "famo"
+    display_name = "FAMO"
     min_losses: Tensor
     xi: Tensor
     exp_avg: Tensor

@@ -419,7 +419,6 @@ class GradientWeighting(WeightingMethod):
         engine: ``"auto"``, ``"batched"`` or ``"loop"`` (see :class:`GradientEngine`).
     """
 
-    needs: ClassVar[str] = "param_grads"
     #: ``"params"``: gradients w.r.t. the shared parameters; ``"features"``: w.r.t. ``z``
     wrt: ClassVar[str] = "params"
 

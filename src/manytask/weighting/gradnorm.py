@@ -50,7 +50,7 @@ class GradNorm(WeightingMethod):
     """
 
     name = "gradnorm"
-    needs = "param_grads"
+    display_name = "GradNorm"
     initial_losses: Tensor
     has_initial: Tensor
 

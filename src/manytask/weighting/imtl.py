@@ -56,13 +56,12 @@ class IMTLG(GradientWeighting):
     """
 
     name = "imtl_g"
-    needs = "feature_grads"
+    display_name = "IMTL-G"
     wrt = "features"
 
     def __init__(self, tasks: Sequence[Task], on: str = "features", engine: str = "auto") -> None:
         super().__init__(tasks, engine=engine)
         self.wrt = _validate.choice(self.name, "on", on, ("features", "params"))  # type: ignore[misc]
-        self.needs = "feature_grads" if self.wrt == "features" else "param_grads"  # type: ignore[misc]
 
     def coefficients(self, gram: Tensor, losses: Tensor) -> Tensor:
         return imtl_g_weights(gram)

@@ -181,7 +181,7 @@ class MGDA(_MinNorm):
     """
 
     name = "mgda"
-    needs = "param_grads"
+    display_name = "MGDA"
     wrt = "params"
 
 
@@ -193,5 +193,5 @@ class MGDAUB(_MinNorm):
     """
 
     name = "mgda_ub"
-    needs = "feature_grads"
+    display_name = "MGDA-UB"
     wrt = "features"

@@ -55,7 +55,7 @@ class PCGrad(GradientWeighting):
     """
 
     name = "pcgrad"
-    needs = "param_grads"
+    display_name = "PCGrad"
     wrt = "params"
 
     def __init__(self, tasks: Sequence[Task], seed: int | None = None, engine: str = "auto") -> None:

@@ -8,21 +8,26 @@ regression, so that a regression loss in the label's own units is put on a unit 
 with ``σ_k²`` the sample variance (``ddof = 1``) of regression label k over the labelled entries
 of the *training* split. Reconstruction tasks are treated like regression (the paper has none):
 their ``σ_k²`` is the mean over the D dimensions of the per-dimension sample variance, and so is
-that of a D-dimensional regression target. :func:`label_variance` computes exactly this; the
-trainer calls it because the class sets ``needs_label_variance = True``.
+that of a D-dimensional regression target. :func:`label_variance` computes exactly this;
+:meth:`PseudoUniform.from_train` (what configs, ``run`` and ``compare`` use) calls it on the
+training split.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
 
 from manytask.errors import ConfigError, DataError
 from manytask.tasks import Task
-from manytask.weighting.base import LossWeighting, register
+from manytask.weighting.base import LossWeighting, WeightingMethod, register
+
+if TYPE_CHECKING:
+    from manytask.data.batch import TensorDataset
 
 _SCALED_KINDS = ("regression", "reconstruction")
 
@@ -73,7 +78,7 @@ class PseudoUniform(LossWeighting):
     """
 
     name = "pseudo_uniform"
-    needs_label_variance = True
+    display_name = "Pseudo-uniform"
     scale: Tensor
 
     def __init__(self, tasks: Sequence[Task], label_variance: Mapping[str, float] | None = None) -> None:
@@ -98,6 +103,13 @@ class PseudoUniform(LossWeighting):
         if unknown:
             raise ConfigError(f"weighting 'pseudo_uniform': label_variance names unknown task(s) {unknown}")
         self.register_buffer("scale", torch.tensor(w, dtype=torch.float64))
+
+    @classmethod
+    def from_train(cls, tasks: Sequence[Task], train: TensorDataset, **params: Any) -> WeightingMethod:
+        """With ``label_variance`` computed from ``train`` (:func:`label_variance`) unless given."""
+        if "label_variance" not in params:
+            params["label_variance"] = label_variance(tasks, train.targets, train.masks)
+        return cls(tasks, **params)
 
     def weights(self, losses: Tensor) -> tuple[Tensor, Tensor | None]:
         return self.scale.to(dtype=losses.dtype, device=losses.device), None

@@ -32,6 +32,7 @@ class RLW(LossWeighting):
     """
 
     name = "rlw"
+    display_name = "RLW"
 
     def __init__(self, tasks: Sequence[Task], seed: int | None = None) -> None:
         super().__init__(tasks)

@@ -48,6 +48,7 @@ class Uncertainty(LossWeighting):
     """
 
     name = "uncertainty"
+    display_name = "Uncertainty"
     factor: Tensor
 
     def __init__(self, tasks: Sequence[Task], init_log_var: float = 0.0) -> None:
@@ -75,6 +76,7 @@ class RevisedUncertainty(LossWeighting):
     """
 
     name = "revised_uncertainty"
+    display_name = "Revised uncertainty"
 
     def __init__(self, tasks: Sequence[Task], init_log_var: float = 0.0) -> None:
         super().__init__(tasks)

@@ -13,6 +13,7 @@ class Uniform(LossWeighting):
     """``L = sum_k L_k``; the baseline every other method is compared with."""
 
     name = "uniform"
+    display_name = "Vanilla MTL (uniform)"
 
     def weights(self, losses: Tensor) -> tuple[Tensor, Tensor | None]:
         return torch.ones_like(losses), None
