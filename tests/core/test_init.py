@@ -179,3 +179,11 @@ def test_run_on_bad_tables_is_one_line_and_exit_2(users_table, tmp_path, monkeyp
     result = runner.invoke(app, ["run", str(_config(tmp_path, data, tasks)), "--out", "run", "-q"])
     assert result.exit_code == 2
     assert expected in error_line(result)
+
+
+@pytest.mark.parametrize("name", ["table_yeast", "table_solarflare"])
+def test_table_configs_validate_and_keep_labels_out_of_the_features(name) -> None:
+    from manytask.config import load_config
+
+    cfg = load_config(Path(__file__).resolve().parents[2] / "configs" / f"{name}.yaml")
+    assert cfg.data.kind == "table" and cfg.data.targets == [t.name for t in cfg.tasks]

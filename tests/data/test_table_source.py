@@ -228,3 +228,29 @@ def test_predictions_csv_keeps_ids_labels_and_class_names(tmp_path, frame) -> No
     assert set(pred["grade"]) <= {"low", "mid", "high"}
     assert np.allclose(pred["amount_label"], truth.loc[pred["id"], "amount"], atol=1e-5)
     assert ((pred["y_prob"] > 0.5).astype(int) == pred["y"]).all()
+
+
+def test_yeast_as_a_csv_with_blanked_labels_matches_the_builtin_source(tmp_path) -> None:
+    pytest.importorskip("river")
+    from manytask.data.sources.yeast import YeastSource
+    from manytask.data.tabular import load_yeast
+
+    x, y = load_yeast()
+    labels = [f"label_{j}" for j in range(y.shape[1])]
+    blank = np.random.default_rng(0).random(y.shape) < 0.2
+    frame = pd.DataFrame(x.astype(np.float64), columns=[f"Att{i}" for i in range(1, x.shape[1] + 1)])
+    frame[labels] = pd.DataFrame(np.where(blank, np.nan, y), columns=labels).astype("Int64")
+    src = source(table(tmp_path, frame), targets=labels)
+    ours = src.build(labels, seed=5)
+    builtin = YeastSource().build(labels, seed=5)
+    assert torch.allclose(ours.train.inputs, builtin.train.inputs, atol=1e-5)
+    assert torch.allclose(ours.test.inputs, builtin.test.inputs, atol=1e-5)
+    tasks = [Task(c, "binary") for c in labels]
+    logits = torch.randn(len(ours.train), 1, generator=torch.Generator().manual_seed(0))
+    for task in tasks:
+        mine, full = ours.train.targets[task.name], builtin.train.targets[task.name]
+        kept = ~torch.isnan(mine)
+        assert 0.7 < float(kept.float().mean()) < 0.9
+        assert torch.equal(mine[kept], full[kept].float())
+        only_labelled = torch.nn.functional.binary_cross_entropy_with_logits(logits[kept, 0], full[kept].float())
+        assert torch.isclose(task.loss(logits, mine), only_labelled, atol=1e-6)
