@@ -7,6 +7,7 @@ kind            target (per sample)              loss                 metrics (p
 =============== ================================ ==================== ============================
 binary          {0, 1} (float or int), -1 = none BCE with logits      accuracy, auc
 multiclass      class index, -1 = none           cross-entropy        accuracy, top-k not kept
+                (or D class indices with ``dim``)
 multilabel      L labels in {0, 1}, -1 = none    BCE per label        accuracy (per label), auc
 regression      D floats, NaN = none             mse / l1 / huber     mse, mae, r2
 reconstruction  D floats, NaN = none             mse / l1 / huber     mse, mae
@@ -94,7 +95,10 @@ class Task:
         kind: one of ``binary``, ``multiclass``, ``multilabel``, ``regression``,
             ``reconstruction``.
         num_classes: classes for ``multiclass``; labels for ``multilabel``.
-        dim: output size for ``regression`` / ``reconstruction`` (default 1).
+        dim: output size for ``regression`` / ``reconstruction`` (default 1); for
+            ``multiclass``, the number of labelled elements per sample (default 1): with
+            ``dim = D > 1`` the target is ``(N, D)`` class indices (e.g. one per pixel), the head
+            gives ``num_classes · D`` logits read as ``(N, num_classes, D)``.
         loss_name: ``mse`` (default), ``l1`` or ``huber`` for regression/reconstruction.
         target: name of the data set column this task reads (defaults to ``name``).
     """
@@ -116,7 +120,7 @@ class Task:
         if self.kind in ("multiclass", "multilabel"):
             if self.num_classes is None or self.num_classes < 2:
                 raise ConfigError(f"task '{self.name}': kind {self.kind} needs num_classes >= 2, got {self.num_classes}")
-        if self.kind in ("regression", "reconstruction") and self.dim is not None and self.dim < 1:
+        if self.kind in ("regression", "reconstruction", "multiclass") and self.dim is not None and self.dim < 1:
             raise ConfigError(f"task '{self.name}': dim must be >= 1, got {self.dim}")
         if self.loss_name is not None:
             if self.kind not in ("regression", "reconstruction"):
@@ -139,8 +143,13 @@ class Task:
             return 1
         if self.kind in ("multiclass", "multilabel"):
             assert self.num_classes is not None
-            return self.num_classes
+            return self.num_classes * self.elements if self.kind == "multiclass" else self.num_classes
         return self.dim or 1
+
+    @property
+    def elements(self) -> int:
+        """Labelled elements per sample of a ``multiclass`` task (``dim``, default 1)."""
+        return (self.dim or 1) if self.kind == "multiclass" else 1
 
     @property
     def is_classification(self) -> bool:
@@ -173,9 +182,13 @@ class Task:
     def label_mask(self, target: Tensor, mask: Tensor | None = None) -> Tensor:
         """Boolean mask of labelled entries, shaped like the loss terms.
 
-        binary/multiclass: (N,); multilabel: (N, L); regression/reconstruction: (N, D).
+        binary/multiclass: (N,); multiclass with ``dim = D > 1``: (N, D); multilabel: (N, L);
+        regression/reconstruction: (N, D).
         """
-        if self.kind in ("binary", "multiclass"):
+        if self.elements > 1:
+            t = target.reshape(target.shape[0], -1)
+            valid = t >= 0 if not t.is_floating_point() else (t >= 0) & ~torch.isnan(t)
+        elif self.kind in ("binary", "multiclass"):
             t = target.reshape(target.shape[0], -1)[:, 0] if target.dim() > 1 else target
             valid = t >= 0 if not t.is_floating_point() else (t >= 0) & ~torch.isnan(t)
         elif self.kind == "multilabel":
@@ -194,8 +207,21 @@ class Task:
     # ------------------------------------------------------------------ loss
     def loss(self, pred: Tensor, target: Tensor, mask: Tensor | None = None) -> Tensor:
         """Mean loss over labelled entries (a scalar; 0 attached to the graph if none)."""
+        terms, valid = self.loss_terms(pred, target, mask)
+        w = valid.to(terms.dtype)
+        count = w.sum()
+        return (terms * w).sum() / count.clamp_min(1.0)
+
+    def loss_terms(self, pred: Tensor, target: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """The per-element loss terms and the mask of labelled entries (same shape, see
+        :meth:`label_mask`); :meth:`loss` is their masked mean. Unlabelled terms are finite."""
         valid = self.label_mask(target, mask)
-        if self.kind == "multiclass":
+        if self.elements > 1:
+            n = pred.shape[0]
+            tgt = target.reshape(n, -1)
+            tgt = torch.where(valid, tgt.long(), torch.zeros_like(tgt, dtype=torch.long))
+            terms = F.cross_entropy(pred.reshape(n, self.num_classes or 0, -1), tgt, reduction="none")
+        elif self.kind == "multiclass":
             tgt = torch.where(valid, target.long(), torch.zeros_like(target, dtype=torch.long))
             terms = F.cross_entropy(pred, tgt, reduction="none")
         elif self.kind == "binary":
@@ -216,9 +242,7 @@ class Task:
                 terms = (pred - tgt).abs()
             else:
                 terms = F.huber_loss(pred, tgt, reduction="none")
-        w = valid.to(terms.dtype)
-        count = w.sum()
-        return (terms * w).sum() / count.clamp_min(1.0)
+        return terms, valid
 
     # ------------------------------------------------------------------ constant baseline
     def constant_prediction(self, target: Tensor, mask: Tensor | None = None) -> Tensor:
@@ -234,10 +258,11 @@ class Task:
         valid = self.label_mask(target, mask).reshape(n, -1).cpu()
         target = target.detach().cpu()
         if self.kind == "multiclass":
-            y = target.reshape(n, -1)[:, 0][valid[:, 0]].long()
-            counts = torch.bincount(y, minlength=self.out_features).double()
-            p = (counts + 1e-6) / (counts.sum() + 1e-6 * self.out_features)
-            return p.log().float()
+            c = self.num_classes or 0
+            y = target.reshape(n, -1)[valid].long() if self.elements > 1 else target.reshape(n, -1)[:, 0][valid[:, 0]].long()
+            counts = torch.bincount(y, minlength=c).double()
+            p = (counts + 1e-6) / (counts.sum() + 1e-6 * c)
+            return p.log().float().repeat_interleave(self.elements)
         if self.kind in ("binary", "multilabel"):
             y = target.reshape(n, -1).float()
             p = (torch.where(valid, y, torch.zeros_like(y)).sum(0) / valid.sum(0).clamp_min(1)).clamp(1e-6, 1 - 1e-6)
@@ -270,7 +295,9 @@ class Task:
             out[self.primary_metric] = math.nan
             return out
         if self.kind == "multiclass":
-            hit = (pred.argmax(dim=1) == target.long()) & valid
+            n = pred.shape[0]
+            scores = pred.reshape(n, self.num_classes or 0, -1) if self.elements > 1 else pred
+            hit = (scores.argmax(dim=1) == target.reshape(valid.shape).long()) & valid
             out["accuracy"] = float(hit.sum()) / float(valid.sum())
         elif self.kind == "binary":
             logit = pred.reshape(-1)[valid]
@@ -310,6 +337,10 @@ class Task:
                 )
             if t.numel() and int(t.min()) < -1:
                 raise DataError(f"{where}: task '{self.name}' has label {int(t.min())} (use -1 for missing)")
+            per_sample = 1 if target.dim() == 1 else int(np.prod(target.shape[1:]))
+            if per_sample != self.elements:
+                raise DataError(f"{where}: task '{self.name}' (multiclass) has dim {self.elements} but the data "
+                                f"column has {per_sample} labels per sample")
         elif self.kind == "binary":
             t = target.reshape(-1)
             t = t[~torch.isnan(t)] if t.is_floating_point() else t

@@ -10,6 +10,7 @@ from torch import Tensor, nn
 
 from manytask.tasks import Task, stack_losses
 from manytask.weighting import SharedParts
+from manytask.weighting.terms import element_losses
 
 @pytest.fixture(autouse=True)
 def single_thread() -> Iterator[None]:
@@ -76,7 +77,8 @@ def setup(tasks: Sequence[Task] = TASKS, seed: int = 0, dtype: torch.dtype = tor
 def forward(model: TinyModel, x: Tensor, y: dict[str, Tensor]) -> tuple[Tensor, SharedParts]:
     z, preds = model.forward_with_features(x)
     losses = stack_losses(model.tasks, preds, y)
-    shared = SharedParts(params=model.shared_parameters(), features=z, last_layer=list(model.fc.parameters()))
+    shared = SharedParts(params=model.shared_parameters(), features=z, last_layer=list(model.fc.parameters()),
+                         terms=element_losses(model.tasks, preds, y))  # read only by wants_loss_terms methods
     return losses, shared
 
 

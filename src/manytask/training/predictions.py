@@ -80,7 +80,7 @@ def prediction_columns(tasks: Sequence[Task], preds: Mapping[str, Tensor],
     """The columns of the predictions table (see the module docstring), in order."""
     columns: dict[str, list[Any]] = {data.id_name: data.row_ids().tolist()}
     for task in tasks:
-        if task.kind == "reconstruction":
+        if task.kind == "reconstruction" or task.elements > 1:  # images and per-pixel class maps
             continue
         coding = data.codings.get(task.name)
         columns.update(_task_columns(task, preds[task.name], data.targets[task.name],

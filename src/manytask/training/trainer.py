@@ -25,6 +25,7 @@ from manytask.tasks import Task, stack_losses
 from manytask.training.rundir import RunDir
 from manytask.training.seeding import resolve_device, seed_everything
 from manytask.weighting import SharedParts, StepInfo, WeightingMethod, create
+from manytask.weighting.terms import element_losses, stack_means
 
 EpochCallback = Callable[["Trainer", int], None]
 #: ``(model, batch, losses)``: looks at a training step's live graph before the backward
@@ -182,6 +183,8 @@ class Trainer:
         self._has_features = hasattr(self.model, "forward_with_features")
         # methods such as FAMO update themselves from the losses after the optimizer step
         self._after_step = self.weighting.wants_after_step
+        # methods such as class-wise auxiliary weighting split a task's loss by its elements
+        self._loss_terms = self.weighting.wants_loss_terms
         self.step = 0
 
     # ------------------------------------------------------------------ pieces
@@ -257,7 +260,8 @@ class Trainer:
     def train_step(self, batch: Batch, inspect: StepHook | None = None) -> tuple[Tensor, StepInfo]:
         """One optimizer step on ``batch``; returns the task losses (detached) and the weighting's info.
 
-        forward → :func:`stack_losses` → ``inspect(model, batch, losses)`` (if given) →
+        forward → :func:`stack_losses` (or, for a method with ``wants_loss_terms``, the per-element
+        terms in ``SharedParts.terms`` and their means) → ``inspect(model, batch, losses)`` (if given) →
         ``weighting.backward`` → ``optimizer.step()`` → ``weighting.after_step`` with the losses of
         the same batch recomputed (only for methods that want it, e.g. FAMO). ``inspect`` sees the
         live graph before the backward (it may take gradients with ``retain_graph=True``); it runs
@@ -267,11 +271,16 @@ class Trainer:
             batch = batch.to(self.device, non_blocking=True)
         self.optimizer.zero_grad(set_to_none=True)
         z, preds = self._forward(batch.inputs)
-        losses = stack_losses(self.tasks, preds, batch.targets, batch.masks)
+        shared = self._shared(z)
+        if self._loss_terms:
+            shared.terms = element_losses(self.tasks, preds, batch.targets, batch.masks)
+            losses = stack_means(self.tasks, shared.terms)
+        else:
+            losses = stack_losses(self.tasks, preds, batch.targets, batch.masks)
         if inspect is not None:
             with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
                 inspect(self.model, batch, losses)
-        info = self.weighting.backward(losses, self._shared(z))
+        info = self.weighting.backward(losses, shared)
         self.optimizer.step()
         if self._after_step:
             with torch.no_grad():

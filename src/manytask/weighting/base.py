@@ -21,7 +21,7 @@ constants come from training-set statistics (pseudo-uniform's label variances).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -32,6 +32,7 @@ from manytask.tasks import Task
 
 if TYPE_CHECKING:
     from manytask.data.batch import TensorDataset
+    from manytask.weighting.terms import ElementLosses
 
 
 @dataclass
@@ -43,11 +44,14 @@ class SharedParts:
         features: the shared representation tensor (trunk output) in the autograd graph;
             needed by methods that work on the representation (MGDA-UB).
         last_layer: parameters of the last shared layer (GradNorm's W).
+        terms: per-task per-element loss terms (:mod:`manytask.weighting.terms`), given only to
+            methods with ``wants_loss_terms`` (class-wise auxiliary weights).
     """
 
     params: Sequence[nn.Parameter]
     features: Tensor | None = None
     last_layer: Sequence[nn.Parameter] | None = None
+    terms: Mapping[str, ElementLosses] | None = None
 
 
 @dataclass
@@ -75,6 +79,8 @@ class WeightingMethod(nn.Module):
     name: ClassVar[str] = ""
     #: the name in tables and plots (e.g. ``"MGDA-UB"``); :func:`register` defaults it to ``name``
     display_name: ClassVar[str] = ""
+    #: True if :meth:`backward` needs ``SharedParts.terms`` (the per-element loss terms)
+    wants_loss_terms: ClassVar[bool] = False
 
     def __init__(self, tasks: Sequence[Task]) -> None:
         super().__init__()
@@ -181,3 +187,4 @@ def create_from_train(name: str, tasks: Sequence[Task], train: TensorDataset, **
         return cls.from_train(tasks, train, **hparams)
     except TypeError as exc:
         raise ConfigError(f"weighting '{name}': bad hyperparameters {sorted(hparams)}: {exc}") from None
+
