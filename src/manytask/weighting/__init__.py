@@ -2,7 +2,9 @@
 
 Loss-level: ``uniform``, ``pseudo_uniform``, ``uncertainty``, ``revised_uncertainty``, ``dwa``,
 ``rlw``, ``famo``. Gradient-level (per-task gradients from :mod:`manytask.weighting.gradients`):
-``gradnorm``, ``mgda``, ``mgda_ub``, ``pcgrad``, ``cagrad``, ``imtl_g``. See ``docs/weighting.md``.
+``gradnorm``, ``mgda``, ``mgda_ub``, ``pcgrad``, ``cagrad``, ``imtl_g``, ``pareto_mtl``.
+One main task with auxiliary tasks: ``classwise_aux`` (class-wise weights, per-element loss
+terms), ``grad_cosine`` (gradient-level). See ``docs/weighting.md`` and ``docs/auxiliary.md``.
 """
 
 from manytask.weighting.base import (
@@ -17,12 +19,15 @@ from manytask.weighting.base import (
     register,
 )
 from manytask.weighting.cagrad import CAGrad, cagrad_coefficients
+from manytask.weighting.classwise_aux import ClasswiseAux
 from manytask.weighting.dwa import DWA
 from manytask.weighting.famo import FAMO
+from manytask.weighting.grad_cosine import GradCosine, cosine_gate
 from manytask.weighting.gradients import GradientEngine, GradientWeighting, write_grads
 from manytask.weighting.gradnorm import GradNorm
 from manytask.weighting.imtl import IMTLG, imtl_g_weights
 from manytask.weighting.mgda import MGDA, MGDAUB, min_norm_weights
+from manytask.weighting.pareto_mtl import ParetoMTL, pareto_mtl_coefficients, preference_vectors
 from manytask.weighting.pcgrad import PCGrad, pcgrad_coefficients
 from manytask.weighting.pseudo_uniform import PseudoUniform, label_variance
 from manytask.weighting.rlw import RLW
@@ -31,8 +36,10 @@ from manytask.weighting.uniform import Uniform
 
 __all__ = [
     "CAGrad",
+    "ClasswiseAux",
     "DWA",
     "FAMO",
+    "GradCosine",
     "GradNorm",
     "GradientEngine",
     "GradientWeighting",
@@ -41,6 +48,7 @@ __all__ = [
     "MGDA",
     "MGDAUB",
     "PCGrad",
+    "ParetoMTL",
     "PseudoUniform",
     "RLW",
     "RevisedUncertainty",
@@ -51,13 +59,16 @@ __all__ = [
     "WeightingMethod",
     "available",
     "cagrad_coefficients",
+    "cosine_gate",
     "create",
     "create_from_train",
     "get",
     "imtl_g_weights",
     "label_variance",
     "min_norm_weights",
+    "pareto_mtl_coefficients",
     "pcgrad_coefficients",
+    "preference_vectors",
     "register",
     "write_grads",
 ]
