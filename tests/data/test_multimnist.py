@@ -342,3 +342,34 @@ def test_bundled_source_by_name(bundled: tuple[np.ndarray, np.ndarray]) -> None:
     images, labels = load_digits_source("bundled")
     np.testing.assert_array_equal(images, bundled[0])
     np.testing.assert_array_equal(labels, bundled[1])
+
+
+def test_digit_mask_labels_each_stroke_pixel_with_its_digit_class() -> None:
+    from manytask.data.multimnist import MASK_BACKGROUND, digit_mask
+
+    left = np.zeros((1, 3, 3), dtype=np.uint8)
+    right = np.zeros((1, 3, 3), dtype=np.uint8)
+    left[0, 0, :] = [200, 127, 150]
+    right[0, :, 2] = [255, 150, 255]
+    mask = digit_mask(left, right, np.array([4]), np.array([7]))
+    assert mask.tolist() == [[[4, MASK_BACKGROUND, 7], [MASK_BACKGROUND, MASK_BACKGROUND, 7],
+                              [MASK_BACKGROUND, MASK_BACKGROUND, 7]]]
+    left[0, 1, 2] = 150  # a tie goes to the left digit
+    assert digit_mask(left, right, np.array([4]), np.array([7]))[0, 1, 2] == 4
+
+
+def test_digit_mask_column_matches_the_placed_digits() -> None:
+    from manytask.data.mnist import load_digits_source
+    from manytask.data.multimnist import build_multimnist
+
+    images, labels = load_digits_source("bundled", None)
+    splits = build_multimnist(images, labels, train_size=20, val_size=2, test_size=2,
+                              columns=("left", "right", "digit_mask", "left_image"))
+    mask = splits.train.targets["digit_mask"]
+    assert mask.shape == (20, 36 * 36) and mask.dtype == torch.int64
+    left_img = splits.train.targets["left_image"]
+    for i in range(20):
+        classes = set(mask[i].unique().tolist())
+        assert classes <= {int(splits.train.targets["left"][i]), int(splits.train.targets["right"][i]), 10}
+        strokes = left_img[i] >= 128 / 255
+        assert bool((mask[i][strokes] != 10).all())  # a left stroke pixel is never background

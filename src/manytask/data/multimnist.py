@@ -39,6 +39,9 @@ sum_ge_10      float32 1.0 if left + right >= 10
 left_image,    float32 that digit alone at its shifted position on the canvas, flattened
 right_image            (``(H+2s)·(W+2s)`` = 1296 values in [0, 1]): the reconstruction
                        target of Gong et al.'s heterogeneous experiment
+digit_mask     int64   per pixel (1296 values): the class (0-9) of the digit whose stroke
+                       covers the pixel (placed intensity >= 128 of 255; where both do,
+                       the brighter one, the left on a tie), 10 = background
 ============== ======= ================================================================
 
 **Inputs** are float32 ``(N, 1, H+2s, W+2s)``: pixels scaled to [0, 1], then (by default)
@@ -59,12 +62,14 @@ from manytask.data.batch import Splits, TensorDataset
 from manytask.errors import ConfigError, DataError
 
 __all__ = [
+    "MASK_BACKGROUND",
     "MULTIMNIST_COLUMNS",
     "MULTIMNIST_MEAN",
     "MULTIMNIST_STD",
     "MultiMNISTMeta",
     "build_multimnist",
     "build_multimnist_with_metadata",
+    "digit_mask",
     "place_digits",
 ]
 
@@ -78,7 +83,12 @@ MULTIMNIST_COLUMNS: tuple[str, ...] = (
     "sum_ge_10",
     "left_image",
     "right_image",
+    "digit_mask",
 )
+
+#: The ``digit_mask`` value of background pixels, and the stroke threshold (of 255).
+MASK_BACKGROUND: int = 10
+MASK_THRESHOLD: int = 128
 
 #: Mean and standard deviation of MultiMNIST pixels in [0, 1] (36×36, max_shift 4); see the
 #: module docstring for how they were measured.
@@ -219,6 +229,19 @@ def _draw(
     return pool[left_pos], pool[right_pos], left_off, right_off
 
 
+def digit_mask(left: np.ndarray, right: np.ndarray, left_class: np.ndarray, right_class: np.ndarray) -> np.ndarray:
+    """Per-pixel class map (int64, shaped like ``left``) from the two placed digits (uint8, (N, H, W)):
+    the class of the digit whose stroke (>= :data:`MASK_THRESHOLD`) covers the pixel, the brighter
+    digit where both do (the left on a tie), :data:`MASK_BACKGROUND` elsewhere."""
+    lc = left_class.astype(np.int64)[:, None, None]
+    rc = right_class.astype(np.int64)[:, None, None]
+    out = np.full(left.shape, MASK_BACKGROUND, dtype=np.int64)
+    use_right = (right >= MASK_THRESHOLD) & (right > left)
+    use_left = (left >= MASK_THRESHOLD) & ~use_right
+    out = np.where(use_left, lc, out)
+    return np.where(use_right, rc, out)
+
+
 def _make_split(
     images: np.ndarray,
     labels: np.ndarray,
@@ -252,6 +275,8 @@ def _make_split(
             arr = (yl + yr).astype(np.float32)
         elif col == "sum_ge_10":
             arr = (yl + yr >= 10).astype(np.float32)
+        elif col == "digit_mask":
+            arr = digit_mask(left, right, yl, yr).reshape(n, pixels)
         elif col == "left_image":
             arr = left.reshape(n, pixels).astype(np.float32) * np.float32(1.0 / 255.0)
         else:  # right_image
