@@ -22,10 +22,10 @@ def equal_width_edges(low: float, high: float, bins: int) -> Tensor:
 def class_sums(terms: Tensor, valid: Tensor, classes: Tensor, num_classes: int) -> tuple[Tensor, Tensor]:
     """``(Σ_{i: y_i = c} terms_i, #{i: y_i = c})`` over the valid entries, each ``(K,)``; all
     arguments are ``(N, P)`` (``classes`` is ignored where not valid)."""
-    idx = classes[valid]
-    sums = torch.bincount(idx, weights=terms[valid].double(), minlength=num_classes)
-    counts = torch.bincount(idx, minlength=num_classes).double()
-    return sums, counts
+    idx = torch.where(valid, classes, num_classes).reshape(-1)  # invalid entries go to a spare bin
+    sums = torch.bincount(idx, weights=terms.reshape(-1), minlength=num_classes + 1)[:num_classes]
+    counts = torch.bincount(idx, minlength=num_classes + 1)[:num_classes]
+    return sums.double(), counts.double()
 
 
 def main_class_sums(main_terms: Tensor, main_valid: Tensor, classes: Tensor, aux_valid: Tensor,
