@@ -146,13 +146,12 @@ class AffinityResult:
 
     def to_markdown(self, digits: int = 4) -> str:
         """The matrix as a markdown table (row = source task i, column = target task j)."""
+        from manytask.reporting.tables import markdown_table
+
         corner = "i → j" if self.kind == "tag" else "cos"
-        head = [corner] + list(self.tasks)
-        lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-        for i, t in enumerate(self.tasks):
-            cells = ["—" if not math.isfinite(x) else f"{x:+.{digits}f}" for x in self.matrix[i]]
-            lines.append("| " + " | ".join([t] + cells) + " |")
-        return "\n".join(lines)
+        rows = [[t] + ["—" if not math.isfinite(x) else f"{x:+.{digits}f}" for x in self.matrix[i]]
+                for i, t in enumerate(self.tasks)]
+        return markdown_table([corner, *self.tasks], rows, pad=False)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -172,11 +171,9 @@ class AffinityResult:
         return cls(**d)
 
     def save(self, path: str | Path) -> Path:
-        from manytask.training.rundir import atomic_write_text
+        from manytask.atomic import atomic_write_json
 
-        p = Path(path)
-        atomic_write_text(p, json.dumps(self.to_dict(), indent=2) + "\n")
-        return p
+        return atomic_write_json(path, self.to_dict())
 
     @classmethod
     def load(cls, path: str | Path) -> AffinityResult:

@@ -71,17 +71,15 @@ class TaskMatrix:
         def cell(x: float) -> str:
             return "—" if not math.isfinite(x) else f"{x:.{digits}f}%"
 
+        from manytask.reporting.tables import markdown_table
+
         head = [corner] + list(self.tasks) + (["Average"] if averages else [])
-        lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         rm = self.row_means()
-        for i, t in enumerate(self.tasks):
-            cells = [t] + [cell(x) for x in self.values[i]] + ([cell(rm[i])] if averages else [])
-            lines.append("| " + " | ".join(cells) + " |")
+        rows = [[t] + [cell(x) for x in self.values[i]] + ([cell(rm[i])] if averages else [])
+                for i, t in enumerate(self.tasks)]
         if averages:
-            cm = self.col_means()
-            allm = _nanmean(self.values.ravel())
-            lines.append("| Average | " + " | ".join(cell(x) for x in cm) + f" | {cell(allm)} |")
-        return "\n".join(lines)
+            rows.append(["Average"] + [cell(x) for x in self.col_means()] + [cell(_nanmean(self.values.ravel()))])
+        return markdown_table(head, rows, pad=False)
 
 
 def _nanmean(x: np.ndarray) -> float:

@@ -9,13 +9,12 @@ and ``budget_curves.png`` into an output folder.
 
 from __future__ import annotations
 
-import csv
-import json
 import math
 import re
 from pathlib import Path
 from typing import Any
 
+from manytask.atomic import atomic_write_csv, atomic_write_json, atomic_write_text
 from manytask.errors import ConfigError
 from manytask.grouping.analysis import describe_selection
 from manytask.grouping.selection import (
@@ -29,6 +28,7 @@ from manytask.grouping.selection import (
 )
 from manytask.grouping.table import CandidateTable, LossKind, read_table
 from manytask.jsonable import to_jsonable
+from manytask.reporting.tables import markdown_table
 
 __all__ = ["parse_budgets", "run_select"]
 
@@ -243,44 +243,28 @@ def _write(out: Path, result: dict[str, Any], budgets: list[float]) -> dict[str,
     lines.append(f"Tasks: {', '.join(result['tasks'])}; {result['n_candidates']} candidates.")
     if result["scored_on"]:
         lines.append(f"Chosen on validation losses, scored on {result['scored_on']}.")
-    lines += ["", "| budget | networks | cost | val loss | test loss |", "|---|---|---|---|---|"]
+    rows = []
     for r in result["selections"]:
         if not r["feasible"]:
-            lines.append(f"| {r['budget']:g} | infeasible | — | — | — |")
+            rows.append([f"{r['budget']:g}", "infeasible", "—", "—", "—"])
             continue
-        nets = "; ".join(
-            f"{lab} → {'+'.join(g) if g else '(unused)'}" for lab, g in r["serves"].items()
-        )
-        lines.append(
-            f"| {r['budget']:g} | {nets} | {r['total_cost']:g} | {_fmt(r['val_loss'])} | "
-            f"{_fmt(r['test_loss'])} |"
-        )
+        nets = "; ".join(f"{lab} → {'+'.join(g) if g else '(unused)'}" for lab, g in r["serves"].items())
+        rows.append([f"{r['budget']:g}", nets, f"{r['total_cost']:g}", _fmt(r["val_loss"]), _fmt(r["test_loss"])])
     names = list(result["curves"])
-    lines += ["", "| budget | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
-    for i, b in enumerate(budgets):
-        lines.append(f"| {b:g} | " + " | ".join(_fmt(result["curves"][n][i]) for n in names) + " |")
+    curve_rows = [[f"{b:g}"] + [_fmt(result["curves"][n][i]) for n in names] for i, b in enumerate(budgets)]
+    lines += ["", markdown_table(["budget", "networks", "cost", "val loss", "test loss"], rows, pad=False),
+              "", markdown_table(["budget", *names], curve_rows, pad=False)]
     if result["notes"]:
         lines += [""] + [f"- {n}" for n in result["notes"]]
     md = out / "selection.md"
-    md.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    atomic_write_text(md, "\n".join(lines) + "\n")
     files["markdown"] = str(md)
     # csv: one row per budget
     cp = out / "selection.csv"
-    with cp.open("w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f, lineterminator="\n")
-        w.writerow(["budget", "feasible", "networks", "total_cost", "val_loss", "test_loss"] + names)
-        for i, r in enumerate(result["selections"]):
-            w.writerow(
-                [
-                    r["budget"],
-                    r["feasible"],
-                    ";".join(r.get("networks", [])),
-                    r.get("total_cost", ""),
-                    "" if r.get("val_loss") is None else r["val_loss"],
-                    "" if r.get("test_loss") is None else r["test_loss"],
-                ]
-                + ["" if result["curves"][n][i] is None else result["curves"][n][i] for n in names]
-            )
+    csv_rows = [[r["budget"], r["feasible"], ";".join(r.get("networks", [])), r.get("total_cost"), r.get("val_loss"),
+                 r.get("test_loss")] + [result["curves"][n][i] for n in names]
+                for i, r in enumerate(result["selections"])]
+    atomic_write_csv(cp, ["budget", "feasible", "networks", "total_cost", "val_loss", "test_loss", *names], csv_rows)
     files["csv"] = str(cp)
     png = out / "budget_curves.png"
     plot_budget_curves(result["curves"], budgets, png, title=f"Total loss vs budget ({Path(result['table']).name})")
@@ -288,7 +272,7 @@ def _write(out: Path, result: dict[str, Any], budgets: list[float]) -> dict[str,
     js = out / "selection.json"
     files["json"] = str(js)
     result = {**result, "files": files}
-    js.write_text(json.dumps(to_jsonable(result), indent=2) + "\n", encoding="utf-8")
+    atomic_write_json(js, result)
     return files
 
 

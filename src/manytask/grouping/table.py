@@ -40,7 +40,6 @@ import csv
 import dataclasses
 import math
 import os
-import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +47,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from manytask.atomic import atomic_write, atomic_write_csv
 from manytask.errors import DataError
 
 __all__ = [
@@ -467,14 +467,8 @@ class CandidateTable:
     def to_csv(self, path: str | os.PathLike[str]) -> Path:
         """Write the table as CSV (atomically)."""
         cols = self.columns()
-
-        def write(f: Any) -> None:
-            w = csv.writer(f, lineterminator="\n")
-            w.writerow(cols)
-            for row in self.to_rows():
-                w.writerow(["" if row[c] is None else _csv_value(row[c]) for c in cols])
-
-        return _atomic_write(Path(path), write, text=True)
+        rows = [["" if row[c] is None else _csv_value(row[c]) for c in cols] for row in self.to_rows()]
+        return atomic_write_csv(path, cols, rows, fsync=True)
 
     def to_parquet(self, path: str | os.PathLike[str]) -> Path:
         """Write the table as Parquet (atomically); needs ``pyarrow``."""
@@ -491,7 +485,7 @@ class CandidateTable:
             else:
                 arrays[c] = pa.array([None if v is None else str(v) for v in values], pa.string())
         tbl = pa.table(arrays)
-        return _atomic_write(Path(path), lambda f: pq.write_table(tbl, f), text=False)
+        return atomic_write(path, lambda f: pq.write_table(tbl, f), binary=True, fsync=True)
 
     def write(self, path: str | os.PathLike[str]) -> Path:
         """Write by extension: ``.csv`` or ``.parquet`` / ``.pq``."""
@@ -710,26 +704,3 @@ def _pyarrow(where: str) -> tuple[Any, Any]:
     except ImportError:  # pragma: no cover - pyarrow is a declared optional dependency
         raise DataError(f"{where}: Parquet needs pyarrow (pip install pyarrow)") from None
     return pa, pq
-
-
-def _atomic_write(path: Path, write: Any, *, text: bool) -> Path:
-    """Write via a temporary file in the same folder and :func:`os.replace` it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        if text:
-            with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
-                write(f)
-                f.flush()
-                os.fsync(f.fileno())
-        else:
-            with os.fdopen(fd, "wb") as f:
-                write(f)
-                f.flush()
-                os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path

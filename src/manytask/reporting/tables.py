@@ -1,4 +1,5 @@
-"""Plain-text / markdown tables of per-task metrics."""
+"""Markdown tables: :func:`markdown_table` (every table of the package goes through it) and
+:func:`metrics_table` of per-task metrics."""
 
 from __future__ import annotations
 
@@ -15,14 +16,26 @@ def fmt_metric(value: float | None, metric: str) -> str:
     return spec.format(value) if spec is not None else f"{value:.4g}"
 
 
-def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]], title: str | None = None) -> str:
-    """A GitHub-markdown table, columns padded for reading in a terminal."""
-    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
-    line = lambda cells: "| " + " | ".join(str(c).ljust(w) for c, w in zip(cells, widths)) + " |"  # noqa: E731
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]], title: str | None = None, *,
+                   pad: bool = True) -> str:
+    """A GitHub-markdown table: the one writer of every markdown table of the package.
+
+    Args:
+        header: the column names.
+        rows: the cells (``str()`` of each; a row shorter than the header is padded with empty
+            cells).
+        title: a ``## title`` line above the table.
+        pad: pad the columns to a common width, for reading in a terminal; ``False`` writes
+            ``| a | b |`` rows under a ``|---|---|`` rule.
+    """
+    n = len(header)
+    cells = [[str(c) for c in header]] + [[str(c) for c in r] + [""] * (n - len(r)) for r in rows]
+    widths = [max(len(row[i]) for row in cells) if pad else 0 for i in range(n)]
+    line = lambda row: "| " + " | ".join(c.ljust(w) for c, w in zip(row, widths)) + " |"  # noqa: E731
     out = [] if title is None else [f"## {title}", ""]
-    out.append(line(header))
-    out.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    out.extend(line(r) for r in rows)
+    out.append(line(cells[0]))
+    out.append("|" + "|".join("-" * (w + 2) if pad else "---" for w in widths) + "|")
+    out.extend(line(r) for r in cells[1:])
     return "\n".join(out)
 
 
