@@ -1,20 +1,22 @@
 """The built-in demo: MultiMNIST from the bundled real digits, STL for each task and MTL.
 
-The three trainings are independent, so with ``jobs = 2`` they run in two worker processes
-(one torch thread each, as the demo config says); every run is seeded, so the results do not
-depend on ``jobs`` and ``manytask run`` of the same config reproduces the MTL row.
+The three trainings are independent jobs for the shared runner (:mod:`manytask.runner`): with
+``jobs = 2`` they run on a process pool of two workers (one torch thread each, as the demo
+config says), with ``jobs = 1`` one after the other here; any executor may be passed instead.
+Every run is seeded, so the results do not depend on the executor and ``manytask run`` of the
+same config reproduces the MTL row.
 """
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 from manytask.config import load_config
+from manytask.errors import ConfigError
+from manytask.runner import Executor, make_executor
 
 DEMO_CONFIG = "multimnist_demo.yaml"
 
@@ -32,29 +34,55 @@ class DemoResult:
     config_path: Path
 
 
-def _train(config_path: str, run_dir: str, task_names: list[str] | None, progress: bool) -> dict[str, dict[str, float]]:
+@dataclass(frozen=True)
+class DemoJob:
+    """One training of the demo: ``task_names`` None trains every task of the config (MTL)."""
+
+    label: str
+    config_path: str
+    run_dir: str
+    task_names: tuple[str, ...] | None
+    progress: bool = False
+
+
+def _train(job: DemoJob) -> dict[str, dict[str, float]]:
+    """Train one demo run and return its test metrics (module-level: picklable for workers)."""
     from manytask.experiment import run_experiment
 
-    cfg = load_config(config_path)
-    return run_experiment(cfg, run_dir, task_names=task_names, progress=progress).test or {}
+    cfg = load_config(job.config_path)
+    names = None if job.task_names is None else list(job.task_names)
+    return run_experiment(cfg, job.run_dir, task_names=names, progress=job.progress).test or {}
 
 
-def run_demo(root: Path, jobs: int = 2, progress: bool = False) -> DemoResult:
-    """Train STL for each task of the demo config and MTL with its weighting, under ``root``."""
+def run_demo(root: Path, jobs: int = 2, progress: bool = False, executor: str | Executor | None = None) -> DemoResult:
+    """Train STL for each task of the demo config and MTL with its weighting, under ``root``.
+
+    Args:
+        root: parent folder of the three run directories.
+        jobs: trainings at once: 1 = one after the other in this process, N > 1 = a process
+            pool of N workers (ignored when ``executor`` is given).
+        progress: progress bars (only when the runs train in this process).
+        executor: ``sequential``, ``pool``, ``ray`` or an :class:`~manytask.runner.Executor`
+            (not closed here); default: chosen by ``jobs``.
+    """
+    if jobs < 1:
+        raise ConfigError(f"--jobs must be >= 1, got {jobs}")
     path = demo_config_path()
     cfg = load_config(path)
-    tasks = cfg.build_tasks()
-    plan: list[tuple[str, Path, list[str] | None]] = [
-        (f"STL {t.name}", root / f"stl-{t.name}", [t.name]) for t in tasks
-    ]
-    plan.append((f"MTL {cfg.weighting.name}", root / f"mtl-{cfg.weighting.name}", None))
+    if executor is None:
+        executor = "sequential" if jobs <= 1 else "pool"
+    ex = make_executor(executor, workers=max(jobs, 1), threads=None)
+    here = ex.name == "sequential"
+    plan = [DemoJob(f"STL {t.name}", str(path), str(root / f"stl-{t.name}"), (t.name,), progress and here)
+            for t in cfg.build_tasks()]
+    plan.append(DemoJob(f"MTL {cfg.weighting.name}", str(path), str(root / f"mtl-{cfg.weighting.name}"), None,
+                        progress and here))
     t0 = time.perf_counter()
-    if jobs <= 1:
-        results = [_train(str(path), str(rd), names, progress) for _, rd, names in plan]
-    else:
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
-            futures = [pool.submit(_train, str(path), str(rd), names, False) for _, rd, names in plan]
-            results = [f.result() for f in futures]
-    rows = {label: res for (label, _, _), res in zip(plan, results)}
-    return DemoResult(rows=rows, run_dirs=[rd for _, rd, _ in plan], seconds=time.perf_counter() - t0,
+    try:
+        results = ex.run_all(_train, plan)
+    finally:
+        if ex is not executor:
+            ex.close()
+    return DemoResult(rows={job.label: res for job, res in zip(plan, results)},
+                      run_dirs=[Path(job.run_dir) for job in plan], seconds=time.perf_counter() - t0,
                       config_path=path)

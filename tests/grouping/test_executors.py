@@ -10,14 +10,8 @@ import pytest
 from manytask.config import parse_config
 from manytask.errors import ConfigError
 from manytask.grouping.candidates import build_candidates, candidate_seed, train_candidates
-from manytask.grouping.executors import (
-    JobFailed,
-    PoolExecutor,
-    SequentialExecutor,
-    TrainJob,
-    make_executor,
-    run_job,
-)
+from manytask.grouping.jobs import TrainJob, run_job
+from manytask.runner import JobFailed, PoolExecutor, SequentialExecutor, make_executor
 from manytask.grouping.table import CandidateTable
 from grouping_helpers import tiny_config
 
@@ -79,7 +73,7 @@ def test_job_seed_and_failure_are_named(cfg, tmp_path: Path) -> None:
     job = TrainJob(index=0, name="left@full", config=cfg.to_dict(), tasks=("nope",), width=1.0,
                    seed=candidate_seed(0, "left@full"), epochs=1, run_dir=str(tmp_path / "r"))
     with pytest.raises(ConfigError, match="unknown task"):
-        list(SequentialExecutor().run([job]))
+        list(SequentialExecutor().run(run_job, [job]))
     bad = TrainJob(index=0, name="left@full", config={"tasks": "oops"}, tasks=("left",), width=1.0, seed=0,
                    epochs=1, run_dir=str(tmp_path / "r2"))
     with pytest.raises(ConfigError, match="candidate left@full"):

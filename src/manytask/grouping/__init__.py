@@ -9,7 +9,8 @@
   affinity-measurement module);
 * :mod:`~manytask.grouping.select_report` — budget sweeps of a table (``manytask select``);
 * :mod:`~manytask.grouping.candidates` — which candidates, their measured costs, training them;
-* :mod:`~manytask.grouping.executors` — sequential, process-pool and Ray training;
+* :mod:`~manytask.grouping.jobs` — one candidate's training as a job for the shared runner
+  (:mod:`manytask.runner`: sequential, process pool or Ray);
 * :mod:`~manytask.grouping.affinity` — TAG lookahead and gradient-cosine affinities;
 * :mod:`~manytask.grouping.search` — :func:`group_search`, the whole search (``manytask group``).
 """
@@ -20,7 +21,7 @@ import importlib as _importlib
 
 from manytask.grouping import analysis as _analysis
 from manytask.grouping import candidates as _candidates
-from manytask.grouping import executors as _executors
+from manytask.grouping import jobs as _jobs
 from manytask.grouping import search as _search
 from manytask.grouping import select_report as _select_report
 from manytask.grouping import selection as _selection
@@ -28,7 +29,7 @@ from manytask.grouping import table as _table
 from manytask.grouping.affinity import *  # noqa: F403
 from manytask.grouping.analysis import *  # noqa: F403
 from manytask.grouping.candidates import *  # noqa: F403
-from manytask.grouping.executors import *  # noqa: F403
+from manytask.grouping.jobs import *  # noqa: F403
 from manytask.grouping.search import *  # noqa: F403
 from manytask.grouping.select_report import *  # noqa: F403
 from manytask.grouping.selection import *  # noqa: F403
@@ -46,7 +47,7 @@ __all__ = sorted(
         | set(_analysis.__all__)
         | set(_select_report.__all__)
         | set(_candidates.__all__)
-        | set(_executors.__all__)
+        | set(_jobs.__all__)
         | set(affinity.__all__)  # type: ignore[attr-defined]
         | set(_search.__all__)
     )

@@ -56,7 +56,8 @@ from typing import Any
 
 from manytask.config import ExperimentConfig
 from manytask.errors import ConfigError, DataError
-from manytask.grouping.executors import Executor, TrainJob, TrainOutcome, make_executor
+from manytask.grouping.jobs import TrainJob, TrainOutcome, run_job
+from manytask.runner import Executor, make_executor
 from manytask.grouping.table import Candidate, CandidateTable
 
 __all__ = [
@@ -358,7 +359,7 @@ def train_candidates(
         own = not isinstance(executor, Executor)
         ex = make_executor(executor, workers=workers, ray_address=ray_address, threads=threads)
         try:
-            for k, out in enumerate(ex.run(jobs), start=1):
+            for k, (_, out) in enumerate(ex.run(run_job, jobs), start=1):
                 spec = todo[out.index]
                 cand = _to_candidate(spec, out, epochs, jobs[out.index].seed, f"{RUNS_DIR}/{spec.name}")
                 have[cand.key] = cand

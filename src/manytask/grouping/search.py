@@ -76,6 +76,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from manytask.atomic import atomic_write_json, atomic_write_text
 from manytask.config import ExperimentConfig
 from manytask.errors import ConfigError, DataError
 from manytask.grouping.affinity import AffinityResult, affinity_table, run_affinity
@@ -88,7 +89,6 @@ from manytask.grouping.candidates import (
     pin_data_seed,
     train_candidates,
 )
-from manytask.grouping.executors import Executor, make_executor
 from manytask.grouping.selection import (
     Selection,
     all_in_one_selection,
@@ -101,6 +101,8 @@ from manytask.grouping.selection import (
 )
 from manytask.grouping.table import Candidate, CandidateTable
 from manytask.jsonable import to_jsonable
+from manytask.reporting.tables import markdown_table
+from manytask.runner import Executor, make_executor
 
 __all__ = [
     "METHODS",
@@ -225,26 +227,23 @@ class GroupSearchResult:
         """Markdown: per budget the chosen networks (``tasks@cost``), the total loss selection
         predicted, the realised validation total, and every curve (test totals)."""
         names = list(self.curves)
-        lines = ["| budget | networks | predicted (val) | realised (val) | " + " | ".join(names) + " |",
-                 "|---|---|---|---|" + "---|" * len(names)]
+        rows = []
         for i, b in enumerate(self.budgets):
             sel, sv = self.selections[i], self.scored_val[i]
             nets = ("; ".join("+".join(t for t in sel.tasks if t in n.tasks) + f"@{n.cost:.3g}" for n in sel.networks)
                     if sel is not None else "infeasible")
-            lines.append(f"| {b:g} | {nets} | {_fmt(sel.total_loss if sel else None)} | "
-                         f"{_fmt(sv.total_loss if sv else None)} | "
-                         + " | ".join(_fmt(self.curves[n][i]) for n in names) + " |")
-        return "\n".join(lines)
+            rows.append([f"{b:g}", nets, _fmt(sel.total_loss if sel else None), _fmt(sv.total_loss if sv else None),
+                         *(_fmt(self.curves[n][i]) for n in names)])
+        return markdown_table(["budget", "networks", "predicted (val)", "realised (val)", *names], rows, pad=False)
 
     def compute_table(self) -> str:
         """Markdown: training compute in full-training equivalents."""
         c = self.compute
-        return "\n".join([
-            "| search | final (chosen networks) | reference (normalisation) | total | exhaustive search |",
-            "|---|---|---|---|---|",
-            f"| {_fmt(c['search'], 3)} | {_fmt(c['final'], 3)} ({c['final_networks']} networks) | "
-            f"{_fmt(c['reference'], 3)} ({c['reference_networks']} networks) | {_fmt(c['total'], 3)} | "
-            f"{_fmt(c['exhaustive'], 3)} |"])
+        row = [_fmt(c["search"], 3), f"{_fmt(c['final'], 3)} ({c['final_networks']} networks)",
+               f"{_fmt(c['reference'], 3)} ({c['reference_networks']} networks)", _fmt(c["total"], 3),
+               _fmt(c["exhaustive"], 3)]
+        return markdown_table(["search", "final (chosen networks)", "reference (normalisation)", "total",
+                               "exhaustive search"], [row], pad=False)
 
     def to_dict(self) -> dict[str, Any]:
         rows: list[dict[str, Any]] = []
@@ -280,8 +279,6 @@ def default_budgets(n_tasks: int) -> list[float]:
 
 # ---------------------------------------------------------------------------- the search
 def _check_folder(out: Path, cfg: ExperimentConfig, seed: int) -> None:
-    from manytask.training.rundir import atomic_write_text
-
     meta = {"config": cfg.to_dict(), "seed": seed}
     meta = json.loads(json.dumps(meta))
     p = out / "search.json"
@@ -294,7 +291,7 @@ def _check_folder(out: Path, cfg: ExperimentConfig, seed: int) -> None:
             what = "seed" if old.get("config") == meta["config"] else "config"
             raise DataError(f"{out}: holds a search with another {what}; use another --out folder")
         return
-    atomic_write_text(p, json.dumps(meta, indent=2) + "\n")
+    atomic_write_json(p, meta)
 
 
 def _log(progress: bool, msg: str) -> None:
@@ -528,7 +525,6 @@ def _write_outputs(folder: Path, res: GroupSearchResult, specs: Sequence[Candida
         pairwise_relative_performance,
     )
     from manytask.reporting.plots_budget import plot_budget_curves
-    from manytask.training.rundir import atomic_write_text
 
     folder.mkdir(parents=True, exist_ok=True)
     files: dict[str, str] = {}
@@ -578,10 +574,10 @@ def _write_outputs(folder: Path, res: GroupSearchResult, specs: Sequence[Candida
     try:
         rows = multitask_vs_independent(full, kind="test")
         L += ["k-task networks against single-task networks (mean relative performance, %):", "",
-              "| tasks per network | networks | vs 1-size single-task each | vs 1/k-size (same total compute) |",
-              "|---|---|---|---|"]
-        for r in rows:
-            L.append(f"| {r['k']} | {r['n_networks']} | {_fmt(r['each'], 2)} | {_fmt(r['total'], 2)} |")
+              markdown_table(["tasks per network", "networks", "vs 1-size single-task each",
+                              "vs 1/k-size (same total compute)"],
+                             [[r["k"], r["n_networks"], _fmt(r["each"], 2), _fmt(r["total"], 2)] for r in rows],
+                             pad=False)]
     except ConfigError as err:
         L.append(f"(n-task table not available: {err})")
     if res.notes:
@@ -597,7 +593,7 @@ def _write_outputs(folder: Path, res: GroupSearchResult, specs: Sequence[Candida
     js = folder / "result.json"
     files["json"] = str(js)
     res.files = files
-    atomic_write_text(js, json.dumps(res.to_dict(), indent=2) + "\n")
+    atomic_write_json(js, res.to_dict())
     return files
 
 
