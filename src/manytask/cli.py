@@ -161,24 +161,30 @@ def compare(
                                     help="epochs to snapshot the shared representation, e.g. 1,5,10 (first seed, "
                                          "largest fraction) and draw tsne.png"),
     tsne_samples: int = typer.Option(1000, "--tsne-samples", help="validation samples in the t-SNE plot"),
-    jobs: int = typer.Option(1, "--jobs", "-j", help="runs trained at once, in separate processes"),
+    executor: str | None = typer.Option(None, "--executor", help="sequential (default), pool or ray"),
+    workers: int | None = typer.Option(None, "--workers", help="pool processes / local Ray CPUs (default 2)"),
+    ray_address: str | None = typer.Option(None, "--ray-address", help="address of an existing Ray cluster"),
+    jobs: int = typer.Option(1, "--jobs", "-j", help="N > 1: short for --executor pool --workers N"),
     set_: list[str] | None = typer.Option(None, "--set", help="override a config value, e.g. training.epochs=3"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bars and no per-run lines"),
 ) -> None:
     """Single-task vs multi-task weightings over seeds and training fractions (Gong et al. 2019)."""
+    from manytask.cli_args import parse_fractions, parse_int_list, parse_seeds
     from manytask.config import load_config
     from manytask.evaluation.compare import compare as run_compare
-    from manytask.evaluation.compare import parse_fractions, parse_int_list, parse_methods, parse_seeds
+    from manytask.evaluation.compare import resolve_executor
+    from manytask.evaluation.method_spec import parse_methods
 
     cfg = load_config(config, parse_overrides(set_))
     method_list = parse_methods(methods)
     seed_list = parse_seeds(seeds)
     fraction_list = parse_fractions(fractions)
     tsne = parse_int_list(tsne_epochs, "--tsne-epochs")
+    chosen, n_workers = resolve_executor(executor, jobs, workers)
     root = out or Path(cfg.output_dir) / f"compare-{cfg.name}"
     result = run_compare(cfg, method_list, seed_list, fraction_list, root, epochs_scaling=epochs_scaling,
-                         max_epochs=max_epochs, tsne_epochs=tsne, tsne_samples=tsne_samples, jobs=jobs,
-                         progress=not quiet)
+                         max_epochs=max_epochs, tsne_epochs=tsne, tsne_samples=tsne_samples, executor=chosen,
+                         workers=n_workers, ray_address=ray_address, progress=not quiet)
     typer.echo(result.table)
     typer.echo("")
     typer.echo(f"outputs in {root}:")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
 import math
 import re
@@ -16,19 +17,12 @@ import yaml
 from typer.testing import CliRunner
 
 from manytask.cli import app
+from manytask.cli_args import parse_fractions, parse_seeds
 from manytask.config import parse_config
 from manytask.errors import ConfigError
-from manytask.evaluation.compare import (
-    compare,
-    display_name,
-    epochs_for,
-    method_dir_name,
-    parse_fractions,
-    parse_method_spec,
-    parse_methods,
-    parse_seeds,
-    plan_runs,
-)
+from manytask.evaluation.compare import compare, epochs_for, plan_runs, resolve_executor
+from manytask.evaluation.method_spec import display_name, method_dir_name, parse_method_spec, parse_methods
+from manytask.runner import PoolExecutor
 from manytask.weighting import LossWeighting, available, register
 from manytask.weighting.base import _REGISTRY
 
@@ -217,12 +211,68 @@ def test_diverged_run_is_recorded_and_not_retried(tmp_path) -> None:
     assert marker.stat().st_mtime_ns == mtime
 
 
-def test_parallel_jobs_match_sequential(tmp_path) -> None:
-    cfg = parse_config({**TINY, "training": {**TINY["training"], "epochs": 1}})
-    seq = compare(cfg, "stl,uniform", 1, "1", tmp_path / "seq", progress=False)
-    par = compare(cfg, "stl,uniform", 1, "1", tmp_path / "par", jobs=2, progress=False)
-    assert [r.test for r in par.records] == [r.test for r in seq.records]
+ONE_EPOCH = {**TINY, "training": {**TINY["training"], "epochs": 1}}
+
+
+@pytest.fixture(scope="module")
+def sequential(tmp_path_factory):
+    """stl + uniform, one seed, one epoch, trained one after the other in this process."""
+    cfg = parse_config(ONE_EPOCH)
+    return compare(cfg, "stl,uniform", 1, "1", tmp_path_factory.mktemp("seq") / "out", progress=False)
+
+
+class _CountingPool(PoolExecutor):
+    """A process pool that records the jobs the comparison hands it."""
+
+    def __init__(self) -> None:
+        super().__init__(workers=2, threads=1)
+        self.seen: list[str] = []
+
+    def run(self, fn, jobs):
+        self.seen += [j.spec.name for j in jobs]
+        yield from super().run(fn, jobs)
+
+
+def test_pool_executor_matches_sequential(sequential, tmp_path) -> None:
+    cfg = parse_config(ONE_EPOCH)
+    with _CountingPool() as pool:
+        par = compare(cfg, "stl,uniform", 1, "1", tmp_path / "par", executor=pool, progress=False)
+        assert pool._pool is not None  # the comparison used the given runner and left it open
+        # a rerun reads every finished run back in this process: nothing goes to the pool
+        again = compare(cfg, "stl,uniform", 1, "1", tmp_path / "par", executor=pool, progress=False)
+    assert pool.seen == ["stl-left", "stl-right_recon", "uniform"]
     assert [r.status for r in par.records] == ["trained"] * 3
+    assert [r.status for r in again.records] == ["reused"] * 3
+    assert [r.test for r in par.records] == [r.test for r in sequential.records]
+    assert [r.spec for r in par.records] == plan_runs(cfg, ["stl", "uniform"], [0], [1.0], tmp_path / "par")
+    def numbers(table: str) -> list[str]:  # all but the last column (a timing)
+        return [line.rsplit("|", 2)[0] for line in table.splitlines()]
+
+    assert numbers(par.table) == numbers(sequential.table)
+
+
+def test_jobs_is_short_for_the_pool() -> None:
+    assert resolve_executor(None, 1) == ("sequential", 2)
+    assert resolve_executor(None, 3) == ("pool", 3) == resolve_executor("pool", 3, 3)
+    assert resolve_executor("ray", 1, 4) == ("ray", 4)
+    for args, msg in (((None, 0), "--jobs must be >= 1"), (("gpu", 1), "--executor: unknown executor 'gpu'"),
+                      (("ray", 2), "cannot be combined with --executor ray"),
+                      (("pool", 2, 3), "cannot be combined with --workers 3"), ((None, 1, 0), "--workers must be >= 1")):
+        with pytest.raises(ConfigError, match=re.escape(msg)):
+            resolve_executor(*args)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="ray is not installed (pip install 'manytask[ray]')")
+def test_ray_executor_matches_sequential(sequential, tmp_path) -> None:
+    import ray
+
+    if ray.is_initialized():  # pragma: no cover - another test left one running
+        ray.shutdown()
+    cfg = parse_config(ONE_EPOCH)
+    res = compare(cfg, "stl,uniform", 1, "1", tmp_path / "ray", executor="ray", workers=2, progress=False)
+    assert not ray.is_initialized()  # the local Ray it started is shut down again
+    assert [r.status for r in res.records] == ["trained"] * 3
+    assert [r.test for r in res.records] == [r.test for r in sequential.records]
 
 
 def test_argument_parsing() -> None:
@@ -288,6 +338,8 @@ def _write(tmp_path: Path, cfg: dict) -> Path:
     (["--epochs-scaling", "double"], "unknown scaling 'double'"),
     (["--methods", "famo[update_on=later]"], "--methods: 'famo[update_on=later]': weighting 'famo': update_on must be"),
     (["--methods", "uniform,cagrad[c=-1]"], "--methods: 'cagrad[c=-1]': weighting 'cagrad': c"),
+    (["--executor", "gpu"], "--executor: unknown executor 'gpu' (expected one of sequential, pool, ray)"),
+    (["--jobs", "2", "--executor", "ray"], "--jobs 2 is short for --executor pool --workers 2"),
 ])
 def test_cli_bad_arguments_exit_2_one_line(tmp_path, args, expected) -> None:
     out = tmp_path / "cmp"
