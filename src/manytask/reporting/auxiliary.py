@@ -20,6 +20,9 @@ import statistics
 from collections.abc import Sequence
 from pathlib import Path
 
+from manytask.atomic import atomic_write_text
+from manytask.reporting.tables import markdown_table
+
 STL_PREFIX = "stl-"
 
 
@@ -88,12 +91,10 @@ def auxiliary_table(compare_dir: str | Path, fraction: str = "1") -> str:
     """The markdown table (see the module docstring); the seed count per cell is in the header."""
     tasks, rows = collect(Path(compare_dir), fraction)
     n = max((len(v) for r in rows.values() for v in r.values()), default=0)
-    head = "| approach | " + " | ".join(f"{t} val loss" for t in tasks) + " |"
-    lines = [f"best validation loss per task, mean ± std over {n} seeds", "", head,
-             "|---|" + "---|" * len(tasks)]
-    for label, cells in rows.items():
-        lines.append(f"| {label} | " + " | ".join(_cell(cells.get(t, [])) for t in tasks) + " |")
-    return "\n".join(lines) + "\n"
+    table = markdown_table(["approach", *(f"{t} val loss" for t in tasks)],
+                           [[label, *(_cell(cells.get(t, [])) for t in tasks)] for label, cells in rows.items()],
+                           pad=False)
+    return f"best validation loss per task, mean ± std over {n} seeds\n\n{table}\n"
 
 
 def class_weight_history(run_dir: str | Path) -> dict[str, dict[str, list[float]]]:
@@ -145,7 +146,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     text = auxiliary_table(args.compare_dir, args.fraction)
     print(text)
     if args.table:
-        Path(args.table).write_text(text)
+        atomic_write_text(args.table, text)
 
 
 if __name__ == "__main__":
