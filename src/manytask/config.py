@@ -96,9 +96,20 @@ class TrainingConfig(_Strict):
     threads: int | None = Field(None, ge=1)
 
 
+class MethodOptimizerConfig(_Strict):
+    """The optimiser group of the weighting method's own learnable parameters (uncertainty
+    log-variances, GradNorm's weights). A setting left out takes the method's default
+    (``param_optimizer`` on its class), else the network's (``training.optimizer``)."""
+
+    lr: float | None = Field(None, gt=0)
+    momentum: float | None = Field(None, ge=0, lt=1)
+    weight_decay: float | None = Field(None, ge=0)
+
+
 class WeightingConfig(_Strict):
     name: str = "uniform"
     params: dict[str, Any] = Field(default_factory=dict)
+    optimizer: MethodOptimizerConfig = Field(default_factory=MethodOptimizerConfig)  # type: ignore[arg-type]
 
 
 class ExperimentConfig(_Strict):

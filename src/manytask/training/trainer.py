@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from manytask.data.batch import Batch, TensorDataset
 from manytask.errors import ConfigError
 from manytask.tasks import Task, stack_losses
+from manytask.training.param_groups import param_groups
 from manytask.training.rundir import RunDir
 from manytask.training.seeding import resolve_device, seed_everything
 from manytask.weighting import SharedParts, StepInfo, WeightingMethod, create
@@ -51,7 +52,10 @@ class OptimizerSpec:
     step_size: int = 10
     gamma: float = 0.5
 
-    def build(self, params: list[nn.Parameter], epochs: int) -> tuple[torch.optim.Optimizer, Any]:
+    def build(self, params: list[Any], epochs: int) -> tuple[torch.optim.Optimizer, Any]:
+        """The optimizer over ``params`` (parameters, or parameter groups as ``torch.optim``
+        takes them: a group's own ``lr``/``momentum``/``weight_decay`` override this spec's) and
+        its schedule (which scales every group's learning rate alike)."""
         if self.lr <= 0:
             raise ConfigError(f"training.optimizer.lr must be > 0, got {self.lr}")
         if self.name == "sgd":
@@ -135,6 +139,10 @@ class Trainer:
         seed, deterministic: reproducibility.
         run_dir: where to write history, checkpoints and summary (None = nothing written).
         callbacks: functions ``(trainer, epoch)`` called after each epoch's validation.
+        weighting_optimizer: ``lr``/``momentum``/``weight_decay`` of the weighting method's own
+            learnable parameters (their own parameter group); a setting not given takes the
+            method's default (``param_optimizer`` on its class), else the network's
+            (:mod:`manytask.training.param_groups`).
     """
 
     def __init__(
@@ -156,6 +164,7 @@ class Trainer:
         eval_batch_size: int = 256,
         callbacks: Sequence[EpochCallback] = (),
         log_steps: bool = True,
+        weighting_optimizer: Mapping[str, float | None] | None = None,
     ) -> None:
         if epochs < 1:
             raise ConfigError(f"training.epochs must be >= 1, got {epochs}")
@@ -169,8 +178,8 @@ class Trainer:
         self.weighting = create(weighting, self.tasks) if isinstance(weighting, str) else weighting
         self.weighting.to(self.device)
         self.spec = optimizer or OptimizerSpec()
-        params = list(self.model.parameters()) + list(self.weighting.parameters())
-        self.optimizer, self.scheduler = self.spec.build(params, epochs)
+        groups = param_groups(self.model, self.weighting, self.spec, weighting_optimizer)
+        self.optimizer, self.scheduler = self.spec.build(groups, epochs)
         self.epochs = epochs
         self.batch_size = batch_size
         self.patience = patience

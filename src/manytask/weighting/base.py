@@ -8,7 +8,9 @@ A method is a small :class:`torch.nn.Module` with one entry point::
 gradients in ``.grad`` of every parameter that the losses depend on (and of the method's own
 learnable parameters, e.g. uncertainty log-variances), and returns a :class:`StepInfo` with the
 weights it applied. The caller then runs ``optimizer.step()``. Learnable method parameters are
-ordinary ``nn.Parameter`` s of the module: add ``method.parameters()`` to the optimizer.
+ordinary ``nn.Parameter`` s of the module: add ``method.parameters()`` to the optimizer, as
+their own parameter group (the trainer does): :attr:`WeightingMethod.param_optimizer` holds the
+method's defaults for that group's ``lr``, ``momentum`` and ``weight_decay``.
 
 Stateful methods keep their state in buffers or in ``get_extra_state`` so that
 ``state_dict()`` / ``load_state_dict()`` resume exactly.
@@ -81,6 +83,10 @@ class WeightingMethod(nn.Module):
     display_name: ClassVar[str] = ""
     #: True if :meth:`backward` needs ``SharedParts.terms`` (the per-element loss terms)
     wants_loss_terms: ClassVar[bool] = False
+    #: defaults of the optimiser group of the method's own learnable parameters (keys ``lr``,
+    #: ``momentum``, ``weight_decay``); a key left out takes the network's value. A user's
+    #: settings (``weighting.optimizer``) override these (:mod:`manytask.training.param_groups`)
+    param_optimizer: ClassVar[Mapping[str, float]] = {}
 
     def __init__(self, tasks: Sequence[Task]) -> None:
         super().__init__()

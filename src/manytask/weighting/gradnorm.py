@@ -20,6 +20,20 @@ negative). ``L_k(0)`` are the losses of the first step. Default ``α = 1.5``.
 The per-task gradients on ``W`` come from the shared engine: per-task ``∂L_k/∂z`` and one
 vector-Jacobian product of the last layer each, so the extra cost is small.
 Add ``method.parameters()`` to the optimizer (the trainer does).
+
+``W`` here is every parameter of the last shared layer, its **weight and bias** together
+(``MultiTaskModel.last_shared_layer()``), so ``||∇_W L_k||`` is the norm over both. The paper
+says "the last shared layer of weights"; re-implementations such as LucasBoTang/GradNorm take
+the layer's weight matrix only. The two norms differ by the bias's share, usually small.
+
+Optimiser group of ``w`` (``param_optimizer``): the network's learning rate, no momentum, no
+weight decay. The authors publish no code; the re-implementations we checked
+(LucasBoTang/GradNorm, the ``gradnorm-pytorch`` package) give ``w`` an optimiser of its own
+with its own learning rate, separate from the network's. Ours is a parameter group of the
+network's optimiser; without momentum each step moves ``w`` by ``lr`` times this step's
+``∇_w L_grad`` only, which the renormalisation to ``Σ w = K`` then acts on (a momentum buffer
+would keep pushing with steps taken before the renormalisation). ``weighting.optimizer`` sets
+another ``lr``, momentum or weight decay.
 """
 
 from __future__ import annotations
@@ -51,6 +65,7 @@ class GradNorm(WeightingMethod):
 
     name = "gradnorm"
     display_name = "GradNorm"
+    param_optimizer = {"momentum": 0.0, "weight_decay": 0.0}
     initial_losses: Tensor
     has_initial: Tensor
 
