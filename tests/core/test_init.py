@@ -103,6 +103,7 @@ def test_starter_config_lists_classes_and_leaves_out_what_cannot_be_learned(user
     assert cfg["data"]["targets"] == ["churned", "segment", "spend", "stars", "flag"]
     assert cfg["data"]["classes"] == {"segment": ["bronze", "gold", "silver"]}
     assert cfg["data"]["id_column"] == "customer"
+    assert cfg["data"]["standardize_targets"] == ["spend", "stars"]
     tasks = {t["name"]: t for t in cfg["tasks"]}
     assert tasks == {"churned": {"name": "churned", "kind": "binary"},
                      "segment": {"name": "segment", "kind": "multiclass", "num_classes": 3},

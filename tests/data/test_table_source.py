@@ -145,6 +145,23 @@ def test_names_become_classes_and_blanks_missing(tmp_path) -> None:
     assert splits.train.codings["ok"].classes == ("no", "yes")
 
 
+def test_regression_targets_can_be_standardised_with_training_statistics(tmp_path, frame) -> None:
+    frame.loc[frame.index[::10], "amount"] = np.nan
+    path = table(tmp_path, frame)
+    splits = source(path, targets=["y", "grade", "amount"], id_column="id",
+                    standardize_targets=["amount"]).build(["amount"], 0)
+    stored = splits.train.targets["amount"].double()
+    kept = ~torch.isnan(stored)
+    assert abs(float(stored[kept].mean())) < 1e-6 and abs(float(stored[kept].std(unbiased=False)) - 1) < 1e-6
+    scale = splits.train.scales["amount"]
+    raw = frame.set_index("id").loc[splits.test.ids, "amount"].to_numpy()
+    assert np.allclose(scale.restore(splits.test.targets["amount"].numpy()), raw, atol=1e-4, equal_nan=True)
+    with pytest.raises(DataError, match=r"row 1, column 'grade' has the class name .*standardize_targets needs numbers"):
+        source(path, targets=["y", "grade", "amount"], id_column="id", standardize_targets=["grade"]).build(["grade"], 0)
+    with pytest.raises(ConfigError, match="data.standardize_targets: 'x' is not a label column"):
+        source(path, targets=["y", "grade", "amount"], id_column="id", standardize_targets=["x"]).build(["amount"], 0)
+
+
 def test_missing_labels_are_masked_not_negatives(tmp_path) -> None:
     """Every labelled row is positive; if the blanks counted as negatives the loss would grow."""
     n = 100
@@ -212,7 +229,8 @@ def test_predictions_csv_keeps_ids_labels_and_class_names(tmp_path, frame) -> No
     path = table(tmp_path, frame)
     cfg = parse_config({
         "seed": 0,
-        "data": {"kind": "table", "path": path, "targets": ["y", "grade", "amount"], "id_column": "id"},
+        "data": {"kind": "table", "path": path, "targets": ["y", "grade", "amount"], "id_column": "id",
+                 "standardize_targets": ["amount"]},
         "tasks": [{"name": "y", "kind": "binary"}, {"name": "grade", "kind": "multiclass", "num_classes": 3},
                   {"name": "amount", "kind": "regression"}],
         "model": {"trunk": "mlp", "hidden": [8]},
@@ -226,7 +244,8 @@ def test_predictions_csv_keeps_ids_labels_and_class_names(tmp_path, frame) -> No
     assert (pred["y_label"].to_numpy() == truth.loc[pred["id"], "y"].to_numpy()).all()
     assert pred["grade_label"].isna().tolist() == truth.loc[pred["id"], "grade"].isna().tolist()
     assert set(pred["grade"]) <= {"low", "mid", "high"}
-    assert np.allclose(pred["amount_label"], truth.loc[pred["id"], "amount"], atol=1e-5)
+    assert np.allclose(pred["amount_label"], truth.loc[pred["id"], "amount"], atol=1e-5)  # own units
+    assert abs(pred["amount"].mean() - 5.0) < 2.0
     assert ((pred["y_prob"] > 0.5).astype(int) == pred["y"]).all()
 
 

@@ -59,6 +59,18 @@ class LabelCoding:
 
 
 @dataclass(frozen=True)
+class LabelScale:
+    """A label column stored standardised, ``stored = (value - mean) / std`` (training rows'
+    statistics); :meth:`restore` gives values in the column's own units."""
+
+    mean: float
+    std: float
+
+    def restore(self, stored: np.ndarray) -> np.ndarray:
+        return np.asarray(stored) * self.std + self.mean
+
+
+@dataclass(frozen=True)
 class ChannelAffine:
     """Turn stored inputs (e.g. uint8 pixels) into float32 per batch, channel by channel::
 
@@ -102,6 +114,7 @@ class TensorDataset:
         ids: optional (N,) array naming each row (kept with predictions).
         id_name: what the ids are called (a column name of the source; default ``row``).
         codings: optional column name -> :class:`LabelCoding` for columns coded from names.
+        scales: optional column name -> :class:`LabelScale` for columns stored standardised.
         transform: optional function applied to the inputs of every batch (e.g. a
             :class:`ChannelAffine` turning stored uint8 pixels into normalised floats);
             ``inputs`` stay as stored.
@@ -117,6 +130,7 @@ class TensorDataset:
         ids: np.ndarray | None = None,
         id_name: str = "row",
         codings: Mapping[str, LabelCoding] | None = None,
+        scales: Mapping[str, LabelScale] | None = None,
         transform: Callable[[Tensor], Tensor] | None = None,
     ) -> None:
         n = int(inputs.shape[0])
@@ -140,12 +154,15 @@ class TensorDataset:
         self.ids = None if ids is None else np.asarray(ids)
         self.id_name = id_name
         self.codings = {k: c for k, c in (codings or {}).items() if k in self.targets}
+        self.scales = {k: c for k, c in (scales or {}).items() if k in self.targets}
         self.transform = transform
 
     def _extras(self, idx: Tensor | None = None) -> dict[str, Any]:
-        """``ids``, ``id_name``, ``codings`` and ``transform`` for a copy (rows ``idx`` of the ids)."""
+        """``ids``, ``id_name``, ``codings``, ``scales`` and ``transform`` for a copy (rows ``idx``
+        of the ids)."""
         ids = self.ids if self.ids is None or idx is None else self.ids[idx.cpu().numpy()]
-        return {"ids": ids, "id_name": self.id_name, "codings": self.codings, "transform": self.transform}
+        return {"ids": ids, "id_name": self.id_name, "codings": self.codings, "scales": self.scales,
+                "transform": self.transform}
 
     def row_ids(self) -> np.ndarray:
         """The ids of the rows, or their positions 0..N-1 when the data has none."""
@@ -184,6 +201,7 @@ class TensorDataset:
             ids=self.ids,
             id_name=self.id_name,
             codings={new: self.codings[col] for new, col in columns.items() if col in self.codings},
+            scales={new: self.scales[col] for new, col in columns.items() if col in self.scales},
             transform=self.transform,
         )
 

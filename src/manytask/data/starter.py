@@ -248,6 +248,11 @@ def render_config(path: str, targets: Sequence[TargetSummary], plan: FeaturePlan
     if listed:
         out.append("  classes:    # label value -> class index, in this order")
         out += [f"    {_flow(t.name)}: {_flow(_class_values(t, numeric_targets.get(t.name, False)))}" for t in listed]
+    scaled = [t.name for t in learn if t.kind == "regression"]
+    if scaled:
+        out += [f"  standardize_targets: {_flow(scaled)}",
+                "  # ^ trained on (value - mean) / std of the training rows: metrics in those units (mse = share",
+                "  #   of the training variance), predictions.csv in the column's own units"]
     out.append("tasks:")
     for t in targets:
         out.append(f"  # {t.lines()[0]}")

@@ -10,7 +10,8 @@ regression     ``<task>`` predicted value (``<task>[j]`` per dimension when dim 
 ============== =============================================================================
 
 Classes read from names (a :class:`~manytask.data.batch.LabelCoding`) are written as those
-names; a missing label is an empty cell. Reconstruction tasks (whole images) are left out.
+names, and labels stored standardised (a :class:`~manytask.data.batch.LabelScale`) in their
+own units; a missing label is an empty cell. Reconstruction tasks (whole images) are left out.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from manytask.data.batch import TensorDataset
+from manytask.data.batch import LabelScale, TensorDataset
 from manytask.tasks import Task
 
 __all__ = ["prediction_columns", "write_predictions"]
@@ -43,7 +44,7 @@ def _named(values: np.ndarray, valid: np.ndarray, classes: Sequence[str] | None)
 
 
 def _task_columns(task: Task, pred: Tensor, target: Tensor, mask: Tensor | None,
-                  classes: Sequence[str] | None) -> dict[str, list[Any]]:
+                  classes: Sequence[str] | None, scale: LabelScale | None = None) -> dict[str, list[Any]]:
     n = pred.shape[0]
     valid = task.label_mask(target, mask).cpu().numpy()
     y = target.detach().cpu().float().reshape(n, -1).numpy()
@@ -65,6 +66,8 @@ def _task_columns(task: Task, pred: Tensor, target: Tensor, mask: Tensor | None,
             cols[f"{name}[{j}]_label"] = _named(y[:, j], valid[:, j], None)
         return cols
     values = p.numpy()
+    if scale is not None:
+        values, y = scale.restore(values), scale.restore(y)
     valid = valid.reshape(n, -1)
     if values.shape[1] == 1:
         return {name: values[:, 0].tolist(), f"{name}_label": np.where(valid[:, 0], y[:, 0], np.nan).tolist()}
@@ -83,8 +86,8 @@ def prediction_columns(tasks: Sequence[Task], preds: Mapping[str, Tensor],
         if task.kind == "reconstruction" or task.elements > 1:  # images and per-pixel class maps
             continue
         coding = data.codings.get(task.name)
-        columns.update(_task_columns(task, preds[task.name], data.targets[task.name],
-                                     data.masks.get(task.name), coding.classes if coding else None))
+        columns.update(_task_columns(task, preds[task.name], data.targets[task.name], data.masks.get(task.name),
+                                     coding.classes if coding else None, data.scales.get(task.name)))
     return columns
 
 

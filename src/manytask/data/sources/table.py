@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from pydantic import Field, model_validator
 
-from manytask.data.batch import LabelCoding, Splits, TensorDataset
+from manytask.data.batch import LabelCoding, LabelScale, Splits, TensorDataset
 from manytask.data.sources.base import HeldOutFractions, register_source
 from manytask.errors import ConfigError, DataError
 
@@ -91,8 +91,9 @@ class TableSource(HeldOutFractions):
     ``exclude`` column); text and boolean columns are categorical (or the ``categorical``
     list), encoded ``onehot`` or as ordinal ``codes`` from the training rows' categories;
     numbers are standardised with training statistics, missing numbers get the training mean.
-    Labels: numbers as they are, names as class indices (``classes``, else sorted), missing
-    cells as missing labels.
+    Labels: numbers as they are (``standardize_targets``: standardised with training
+    statistics), names as class indices (``classes``, else sorted), missing cells as missing
+    labels.
     """
 
     summary: ClassVar[str] = "a CSV or Parquet table of your own (feature and label columns)"
@@ -109,6 +110,7 @@ class TableSource(HeldOutFractions):
     max_categories: int = Field(100, ge=1)
     standardize: bool = True
     classes: dict[str, list[str | int | float | bool]] = Field(default_factory=dict)
+    standardize_targets: list[str] = Field(default_factory=list)
     id_column: str | None = None
     split_column: str | None = None
     split_names: dict[Literal["train", "val", "test"], list[str]] = Field(
@@ -155,9 +157,10 @@ class TableSource(HeldOutFractions):
         for c, role in named:
             if c not in frame.columns:
                 raise _missing_column(self.path, c, role, frame)
-        for c in self.classes:
-            if c not in self.label_columns(columns):
-                raise ConfigError(f"data.classes.{c}: '{c}' is not a label column (data.targets)")
+        for field, names in (("classes", list(self.classes)), ("standardize_targets", self.standardize_targets)):
+            for c in names:
+                if c not in self.label_columns(columns):
+                    raise ConfigError(f"data.{field}: '{c}' is not a label column (data.targets)")
 
     # ---------------------------------------------------------------- build
     def _split(self, frame: pd.DataFrame, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -187,20 +190,27 @@ class TableSource(HeldOutFractions):
                                   encoding=self.categorical_encoding, standardize=self.standardize,
                                   max_categories=self.max_categories, where=self.path)
 
-    def _labels(self, frame: pd.DataFrame, columns: Sequence[str],
-                train: np.ndarray) -> tuple[dict[str, torch.Tensor], dict[str, LabelCoding]]:
+    def _labels(self, frame: pd.DataFrame, columns: Sequence[str], train: np.ndarray
+                ) -> tuple[dict[str, torch.Tensor], dict[str, LabelCoding], dict[str, LabelScale]]:
         from manytask.data.table_encoding import encode_labels
 
         targets: dict[str, torch.Tensor] = {}
         codings: dict[str, LabelCoding] = {}
+        scales: dict[str, LabelScale] = {}
         for c in columns:
             y, coding = encode_labels(frame[c], column=c, where=self.path, classes=self.classes.get(c))
             if np.isnan(y[train]).all():
                 raise DataError(f"{self.path}: column '{c}' has no label in the training rows")
-            targets[c] = torch.from_numpy(y)
             if coding is not None:
                 codings[c] = coding
-        return targets, codings
+            if c in self.standardize_targets:
+                if coding is not None:
+                    raise DataError(f"{coding.origin}; data.standardize_targets needs numbers")
+                seen = y[train][~np.isnan(y[train])].astype(np.float64)
+                scales[c] = LabelScale(float(seen.mean()), float(seen.std()) or 1.0)
+                y = ((y - scales[c].mean) / scales[c].std).astype(np.float32)
+            targets[c] = torch.from_numpy(y)
+        return targets, codings, scales
 
     def build(self, columns: Sequence[str], seed: int) -> Splits:
         frame = read_table(self.path, self.format, delimiter=self.delimiter,
@@ -212,7 +222,7 @@ class TableSource(HeldOutFractions):
         train, val, test = self._split(frame, seed)
         encoder = self._encoder(frame, features, train)
         inputs = torch.from_numpy(encoder.transform(frame, where=self.path))
-        targets, codings = self._labels(frame, columns, train)
+        targets, codings, scales = self._labels(frame, columns, train)
         if self.id_column:
             ids = frame[self.id_column].to_numpy(dtype=object)
         else:
@@ -222,6 +232,6 @@ class TableSource(HeldOutFractions):
         def part(idx: np.ndarray) -> TensorDataset:
             t = torch.from_numpy(idx)
             return TensorDataset(inputs[t], {k: v[t] for k, v in targets.items()}, ids=ids[idx],
-                                 id_name=id_name, codings=codings)
+                                 id_name=id_name, codings=codings, scales=scales)
 
         return Splits(part(train), part(val), part(test))
