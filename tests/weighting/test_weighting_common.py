@@ -128,6 +128,7 @@ BAD: list[tuple[str, dict[str, Any], str]] = [
     ("pcgrad", {"seed": 1.5}, "seed"),
     ("cagrad", {"c": -0.5}, "-0.5"),
     ("cagrad", {"rescale": 3}, "rescale"),
+    ("cagrad", {"scale": "max"}, "scale"),
     ("cagrad", {"engine": "vmap"}, "vmap"),
     ("pseudo_uniform", {"label_variance": {"size": 0.0}}, "size"),
     ("imtl_g", {"on": "heads"}, "heads"),

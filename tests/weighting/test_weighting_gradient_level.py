@@ -135,11 +135,41 @@ def test_pcgrad_gram_form_matches_sequential_projection() -> None:
         assert torch.allclose(coef[i] @ g, v, atol=1e-12)
 
 
-def test_cagrad_with_c_zero_is_the_average_gradient() -> None:
+def test_cagrad_with_c_zero_is_the_average_gradient_on_the_mean_scale() -> None:
     g = torch.randn(4, 6, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     losses, theta = _linear_losses(g)
-    CAGrad(_tasks(4), c=0.0).backward(losses, SharedParts(params=[theta]))
+    CAGrad(_tasks(4), c=0.0, scale="mean").backward(losses, SharedParts(params=[theta]))
     assert torch.allclose(theta.grad, g.mean(0))
+
+
+@pytest.mark.parametrize("rescale", [0, 1, 2])
+def test_cagrad_with_c_zero_reproduces_uniform_update(rescale: int) -> None:
+    """The official step scale (K times the combined direction): with c = 0 every gradient,
+    shared and task-specific, equals uniform's (the gradient of the plain sum)."""
+    grads = []
+    for method in ("uniform", "cagrad"):
+        model, x, y = setup(dtype=torch.float64)
+        losses, shared = forward(model, x, y)
+        if method == "uniform":
+            losses.sum().backward()
+        else:
+            info = CAGrad(TASKS, c=0.0, rescale=rescale).backward(losses, shared)
+            assert torch.allclose(info.weights, torch.ones(len(TASKS), dtype=info.weights.dtype))
+        grads.append([p.grad.clone() for p in model.parameters()])
+    for a, b in zip(*grads):
+        assert torch.allclose(a, b, atol=1e-12)
+    # the average-gradient scale is 1/K of it on the shared parameters
+    model, x, y = setup(dtype=torch.float64)
+    losses, shared = forward(model, x, y)
+    CAGrad(TASKS, c=0.0, scale="mean").backward(losses, shared)
+    assert torch.allclose(model.fc.weight.grad * len(TASKS), grads[0][0], atol=1e-12)
+
+
+def test_cagrad_sum_scale_is_k_times_the_mean_scale() -> None:
+    g = torch.randn(3, 5, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    mean = cagrad_coefficients(g @ g.T, 0.5, rescale=1)
+    total = cagrad_coefficients(g @ g.T, 0.5, rescale=1, scale="sum")
+    assert torch.allclose(total, 3 * mean)
 
 
 def test_cagrad_stays_in_the_ball_and_improves_the_worst_task() -> None:

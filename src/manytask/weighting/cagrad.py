@@ -13,8 +13,18 @@ everything is computed from the Gram matrix ``M = G Gᵀ``, with ``||g_0|| = sqr
 ``√φ = c ||g_0|| + 1e-8`` and ``λ = √φ / (||g_w|| + 1e-8)``. The official code solves the dual
 with scipy's SLSQP from ``w = 1/K``; SLSQP took seconds per step at K = 40 here, so we solve the
 same convex problem by accelerated projected gradient on the simplex (:func:`solve_dual`),
-which reaches the same or a lower objective. With ``c = 0`` the update is the average gradient. Default ``c = 0.5``. ``StepInfo.weights`` is the coefficient vector
-``(1/K + λ w*_k) / rescale`` of the update in terms of the task gradients.
+which reaches the same or a lower objective. Default ``c = 0.5``.
+
+Step scale (``scale``). The official code (Liu et al.'s CAGrad repository, and the same
+function in Nash-MTL's and FAMO's method collections) multiplies the combined direction by K
+before writing it into the shared gradients ("to match the sum loss"), so that with ``c = 0``
+the shared update is ``Σ_k g_k``, the gradient of the plain sum of the losses (uniform
+weighting), and a learning rate tuned for uniform means the same step size. ``scale="sum"``
+(default) does the same; ``scale="mean"`` leaves the update on the average gradient's scale
+(1/K of the official step; with ``c = 0`` it is the average gradient). Task-specific parameters
+get their own loss gradients either way. ``StepInfo.weights`` is the coefficient vector
+``K (1/K + λ w*_k) / rescale`` (``scale="sum"``; without the K for ``"mean"``) of the update in
+terms of the task gradients.
 """
 
 from __future__ import annotations
@@ -90,8 +100,9 @@ def solve_dual(m: np.ndarray, a: np.ndarray, sqrt_phi: float, max_iter: int = 10
     return w
 
 
-def cagrad_coefficients(gram: Tensor, c: float, rescale: int = 1) -> Tensor:
-    """Coefficients ``a`` (k,) with ``update = Σ_k a_k g_k`` (see the module docstring)."""
+def cagrad_coefficients(gram: Tensor, c: float, rescale: int = 1, scale: str = "mean") -> Tensor:
+    """Coefficients ``a`` (k,) with ``update = Σ_k a_k g_k`` (see the module docstring);
+    ``scale="sum"`` multiplies them by K (the official code's step)."""
     m = gram.detach().to(torch.float64).cpu().numpy()
     k = m.shape[0]
     b = np.full(k, 1.0 / k)
@@ -107,6 +118,8 @@ def cagrad_coefficients(gram: Tensor, c: float, rescale: int = 1) -> Tensor:
         coef = coef / (1.0 + c**2)
     elif rescale == 2:
         coef = coef / (1.0 + c)
+    if scale == "sum":
+        coef = coef * k
     return torch.from_numpy(coef)
 
 
@@ -118,6 +131,8 @@ class CAGrad(GradientWeighting):
         tasks: the tasks in loss order.
         c: radius factor ``c >= 0`` of the trust region around the average gradient (default 0.5).
         rescale: 0, 1 (default: divide by ``1 + c²``) or 2 (divide by ``1 + c``).
+        scale: ``"sum"`` (default: K times the combined direction, as the official code, so
+            ``c = 0`` is uniform's update) or ``"mean"`` (the average-gradient scale).
         engine: per-task gradient path, ``"auto"``, ``"batched"`` or ``"loop"``.
     """
 
@@ -125,12 +140,14 @@ class CAGrad(GradientWeighting):
     display_name = "CAGrad"
     wrt = "params"
 
-    def __init__(self, tasks: Sequence[Task], c: float = 0.5, rescale: int = 1, engine: str = "auto") -> None:
+    def __init__(self, tasks: Sequence[Task], c: float = 0.5, rescale: int = 1, scale: str = "sum",
+                 engine: str = "auto") -> None:
         super().__init__(tasks, engine=engine)
         self.c = _validate.number(self.name, "c", c, low=0.0, low_inclusive=True)
         if isinstance(rescale, bool) or rescale not in (0, 1, 2):
             raise ConfigError(f"weighting 'cagrad': rescale must be 0, 1 or 2, got {rescale!r}")
         self.rescale = int(rescale)
+        self.scale = _validate.choice(self.name, "scale", scale, ("sum", "mean"))
 
     def coefficients(self, gram: Tensor, losses: Tensor) -> Tensor:
-        return cagrad_coefficients(gram, self.c, self.rescale)
+        return cagrad_coefficients(gram, self.c, self.rescale, self.scale)
