@@ -16,6 +16,8 @@ decreased, measured on the same batch with the updated parameters (ℓ⁺)::
 
 The authors' code applies ``δ`` with Adam (lr β, L2 weight decay γ); that is the default here
 (``xi_optimizer="adam"``, betas 0.9/0.999, eps 1e-8). Defaults: β = 0.025, γ = 1e-3, ε = 1e-8.
+The authors' experiment scripts also clip the shared parameters' gradient norm at 1.0 before
+every optimizer step (``--max-norm 1.0``, for every method they run); we do not clip.
 
 Calling it: ``info = famo.backward(losses)``; ``optimizer.step()``; then, with the losses of the
 same batch recomputed under ``torch.no_grad()``, ``famo.update(new_losses)``. The trainer does

@@ -24,8 +24,12 @@ min-norm-point algorithm, an active-set method on the same Gram matrix.
 Gradient normalisation (the authors' code, ``normalization_type``): each ``g_k`` is divided by
 ``n_k`` before solving: ``"none"`` n=1, ``"l2"`` n=||g_k||, ``"loss"`` n=L_k, ``"loss+"``
 n=L_k ||g_k||. As in their code, the α found on normalised gradients multiply the *raw*
-gradients. Default ``"none"`` (the paper's formulation; their sample MultiMNIST config used
-``"loss+"``). ``StepInfo.weights`` is α.
+gradients. Default ``"none"`` (the paper's formulation; their repository's sample config, which
+uses ``"loss+"``, is CelebA's, not MultiMNIST's). ``StepInfo.weights`` is α.
+
+Heads: task-specific parameters get their own unweighted loss gradient ``∂L_k/∂θ_k``, as in the
+paper's Algorithm 2. The authors' training script back-propagates ``Σ_k α_k L_k`` instead, so
+their heads' gradients are scaled by ``α_k`` too; we do not do that.
 """
 
 from __future__ import annotations

@@ -4,15 +4,16 @@ Both learn one noise parameter per task, ``s_k = log σ_k²`` (an ``nn.Parameter
 to 0, i.e. σ_k = 1), together with the network; add ``method.parameters()`` to the optimizer.
 
 Optimiser group of ``s`` (``param_optimizer``): the network's learning rate, **no momentum and
-no weight decay**. Kendall et al. publish no code; the reference implementation we followed,
-LibMTL's ``UW`` (Lin & Zhang), trains ``s`` in the network's optimiser, Adam, whose step is
-about ``lr`` whatever the gradient's size. Under SGD with heavy-ball momentum 0.9 the same
+no weight decay**. Kendall et al. publish no code. The reference implementation we followed,
+LibMTL's ``UW`` (Lin & Zhang), trains ``s`` in the network's optimiser, Adam, whose step is about
+``lr`` whatever the gradient's size; Nash-MTL's experiment code gives the method's parameters an
+Adam group of their own (``--method-params-lr``). Under SGD with heavy-ball momentum 0.9 the same
 ``lr`` moves ``s`` up to ten times further on a steady gradient: from ``s = 0`` the classification
-weight ``e^{-s}`` overshoots far below its equilibrium ``1/(2L)`` within the first few dozen steps,
-which is the same as cutting the network's learning rate. Momentum 0 keeps SGD's step on ``s``
-at ``lr`` times its gradient; weight decay would pull ``s`` towards 0 (σ = 1), which is no part of
-either method. Set ``weighting.optimizer`` to train ``s`` otherwise (e.g. ``momentum: 0.9`` for
-the network's settings).
+weight ``e^{-s}`` overshoots below its equilibrium ``1/(2L)`` within the first few dozen steps,
+which is the same as cutting the network's learning rate. Momentum 0 keeps SGD's step on ``s`` at
+``lr`` times its gradient; weight decay would pull ``s`` towards 0 (σ = 1), which is no part of
+either method. ``weighting.optimizer`` trains ``s`` otherwise (``momentum: 0.9`` gives the
+network's settings).
 
 Kendall, Gal & Cipolla, "Multi-task learning using uncertainty to weigh losses for scene
 geometry and semantics", CVPR 2018 (eqs. 7 and 10)::
