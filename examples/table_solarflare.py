@@ -32,7 +32,9 @@ TARGETS = ["c-class-flares", "m-class-flares", "x-class-flares"]
 
 
 def export(out: Path) -> Path:
-    from river.datasets import SolarFlare  # the copy river ships in its wheel (no download)
+    from river.datasets import (
+        SolarFlare,  # the copy river ships in its wheel (no download)
+    )
 
     path = out / "solarflare.csv"
     pd.read_csv(SolarFlare().path).to_csv(path, index=False)
@@ -56,9 +58,10 @@ def constant_scores(cfg: ExperimentConfig) -> dict[str, tuple[float, float]]:
     out = {}
     for t in TARGETS:
         scale = splits.train.scales.get(t)  # labels may be stored standardised (standardize_targets)
-        own = (lambda v: scale.restore(v)) if scale else (lambda v: v)  # noqa: E731
-        mean = float(own(splits.train.targets[t].double().numpy()).mean())
-        y = own(splits.test.targets[t].double().numpy())
+        train, y = (splits.train.targets[t].double().numpy(), splits.test.targets[t].double().numpy())
+        if scale is not None:
+            train, y = scale.restore(train), scale.restore(y)
+        mean = float(train.mean())
         mse = float(((y - mean) ** 2).mean())
         out[t] = (mse, 1.0 - mse / float(y.var()))
     return out

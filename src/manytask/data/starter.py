@@ -18,12 +18,18 @@ Rules for a target's kind (``--kind NAME=KIND`` overrides them):
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from manytask.data.table_encoding import BOOLEAN_NAMES, is_numeric_column, shown, sorted_names, value_key
+from manytask.data.table_encoding import (
+    BOOLEAN_NAMES,
+    is_numeric_column,
+    shown,
+    sorted_names,
+    value_key,
+)
 from manytask.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
@@ -103,14 +109,13 @@ def infer_target(values: pd.Series, name: str, *, kind: str | None = None, max_c
     if kind is not None and kind not in KINDS:
         raise ConfigError(f"--kind {name}={kind}: expected one of {', '.join(KINDS)}")
     rows, present = len(values), values.dropna()
-    base = {"name": name, "rows": rows, "missing": rows - len(present)}
+    base = TargetSummary(name=name, kind=None, rows=rows, missing=rows - len(present))
     if present.empty:
-        return TargetSummary(kind=None, warnings=("every value is missing: cannot be learned; left out",), **base)
+        return replace(base, warnings=("every value is missing: cannot be learned; left out",))
     keys = present.map(value_key)
     distinct = keys.nunique()
     if distinct == 1:
-        return TargetSummary(kind=None, warnings=(f"one value only ({keys.iloc[0]}): nothing to learn; left out",),
-                             **base)
+        return replace(base, warnings=(f"one value only ({keys.iloc[0]}): nothing to learn; left out",))
     numeric, integral = _numbers(values)
     if kind == "regression" and not numeric:
         text = present[[not _is_number(v) for v in present]]
@@ -126,13 +131,12 @@ def infer_target(values: pd.Series, name: str, *, kind: str | None = None, max_c
         elif numeric:
             kind = "regression"
         else:
-            return TargetSummary(kind=None, warnings=(f"{distinct} distinct names: too many for classes "
-                                                      f"(--max-classes {max_classes}) and not numbers; left out",),
-                                 **base)
+            why = f"{distinct} distinct names: too many for classes (--max-classes {max_classes}) and not numbers"
+            return replace(base, warnings=(f"{why}; left out",))
     if kind == "regression":
         as_float = present.astype(float)
-        return TargetSummary(kind=kind, low=float(as_float.min()), high=float(as_float.max()),
-                             mean=float(as_float.mean()), **base)
+        return replace(base, kind=kind, low=float(as_float.min()), high=float(as_float.max()),
+                       mean=float(as_float.mean()))
     return _class_summary(keys, kind, numeric, integral, min_class_rows, base)
 
 
@@ -145,7 +149,7 @@ def _is_number(value: Any) -> bool:
 
 
 def _class_summary(keys: pd.Series, kind: str, numeric: bool, integral: bool, min_class_rows: int,
-                   base: dict[str, Any]) -> TargetSummary:
+                   base: TargetSummary) -> TargetSummary:
     names, write = _classes(keys, numeric)
     lookup = (lambda k: k.lower()) if names in [list(p) for p in BOOLEAN_NAMES] else (lambda k: k)
     counts = keys.map(lookup).value_counts()
@@ -154,9 +158,9 @@ def _class_summary(keys: pd.Series, kind: str, numeric: bool, integral: bool, mi
     warnings = (f"fewer than {min_class_rows} labelled rows in class {', '.join(rare)}",) if rare else ()
     notes: tuple[str, ...] = ()
     if kind == "multiclass" and numeric and integral:
-        notes = (f"integer values; to predict it as a number: --kind {base['name']}=regression",)
-    return TargetSummary(kind=kind, classes=tuple(names), counts=counted, write_classes=write,
-                         warnings=warnings, notes=notes, **base)
+        notes = (f"integer values; to predict it as a number: --kind {base.name}=regression",)
+    return replace(base, kind=kind, classes=tuple(names), counts=counted, write_classes=write,
+                   warnings=warnings, notes=notes)
 
 
 @dataclass

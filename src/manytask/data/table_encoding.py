@@ -28,9 +28,9 @@ __all__ = [
     "FeatureEncoder",
     "encode_labels",
     "is_numeric_column",
+    "shown",
     "sorted_names",
     "split_rows_by_column",
-    "shown",
     "value_key",
 ]
 

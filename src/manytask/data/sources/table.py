@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 import torch
-from pydantic import Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from manytask.data.batch import LabelCoding, LabelScale, Splits, TensorDataset
 from manytask.data.sources.base import HeldOutFractions, register_source
@@ -82,6 +82,16 @@ def _missing_column(where: str, column: str, role: str, frame: pd.DataFrame) -> 
     return DataError(f"{where}: no column '{column}' ({role}; the table has {shown})")
 
 
+class SplitNames(BaseModel):
+    """The values of ``split_column`` that name each split (compared in lower case)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    train: list[str] = Field(default_factory=lambda: ["train"])
+    val: list[str] = Field(default_factory=lambda: ["val", "valid", "validation"])
+    test: list[str] = Field(default_factory=lambda: ["test"])
+
+
 @register_source
 class TableSource(HeldOutFractions):
     """A CSV or Parquet file: one row per sample, feature columns and label columns.
@@ -113,8 +123,7 @@ class TableSource(HeldOutFractions):
     standardize_targets: list[str] = Field(default_factory=list)
     id_column: str | None = None
     split_column: str | None = None
-    split_names: dict[Literal["train", "val", "test"], list[str]] = Field(
-        default_factory=lambda: {"train": ["train"], "val": ["val", "valid", "validation"], "test": ["test"]})
+    split_names: SplitNames = Field(default_factory=SplitNames)
 
     @model_validator(mode="after")
     def _consistent(self) -> TableSource:
@@ -170,9 +179,9 @@ class TableSource(HeldOutFractions):
         if not self.split_column:
             return tabular_split_indices(len(frame), val_fraction=self.val_fraction,
                                          test_fraction=self.test_fraction, fraction=self.fraction, seed=seed)
-        train, val, test = split_rows_by_column(frame[self.split_column], self.split_names,
+        train, val, test = split_rows_by_column(frame[self.split_column], self.split_names.model_dump(),
                                                 column=self.split_column, where=self.path)
-        keep = int(round(self.fraction * len(train)))
+        keep = round(self.fraction * len(train))
         if keep < 1:
             raise ConfigError(f"fraction: {self.fraction} of {len(train)} training rows leaves no training row")
         train = np.sort(np.random.default_rng(seed).permutation(train)[:keep])
