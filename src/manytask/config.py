@@ -94,6 +94,8 @@ class TrainingConfig(_Strict):
     device: str = "auto"
     deterministic: bool = True
     threads: int | None = Field(None, ge=1)
+    #: a NaN/inf training loss: stop the run (default) or skip the step and count it
+    nonfinite: Literal["stop", "skip"] = "stop"
 
 
 class MethodOptimizerConfig(_Strict):

@@ -33,7 +33,7 @@ def test_rundir_contents_and_best_epoch_from_validation(tmp_path, toy_data) -> N
     train, val, test = toy_data
     result = make(tmp_path).fit(train, val, test, config={"name": "toy"})
     for name in ("config.yaml", "history.jsonl", "steps.jsonl", "summary.json", "best.safetensors",
-                 "last.safetensors", "last_state.pt"):
+                 "last.safetensors", "checkpoint.safetensors"):
         assert (tmp_path / name).exists(), name
     rd = RunDir(tmp_path)
     hist = rd.history()

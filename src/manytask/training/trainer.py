@@ -23,7 +23,10 @@ from manytask.data.batch import Batch, TensorDataset
 from manytask.errors import ConfigError
 from manytask.tasks import Task, stack_losses
 from manytask.training.param_groups import param_groups
-from manytask.training.rundir import RunDir
+from manytask.training.checkpoint import CheckpointError, fault_point
+from manytask.training.guard import LossGuard, NonFiniteLoss
+from manytask.training.resume import check_same_config
+from manytask.training.rundir import RunDir, load_module_state
 from manytask.training.seeding import resolve_device, seed_everything
 from manytask.weighting import SharedParts, StepInfo, WeightingMethod, create
 from manytask.weighting.terms import element_losses, stack_means
@@ -139,6 +142,9 @@ class Trainer:
         seed, deterministic: reproducibility.
         run_dir: where to write history, checkpoints and summary (None = nothing written).
         callbacks: functions ``(trainer, epoch)`` called after each epoch's validation.
+        nonfinite: what a NaN/inf training loss does: ``stop`` (raise :class:`NonFiniteLoss`
+            before the optimizer step; the last good checkpoint is kept) or ``skip`` (skip the
+            step and count it); see :mod:`manytask.training.guard`.
         weighting_optimizer: ``lr``/``momentum``/``weight_decay`` of the weighting method's own
             learnable parameters (their own parameter group); a setting not given takes the
             method's default (``param_optimizer`` on its class), else the network's
@@ -164,6 +170,7 @@ class Trainer:
         eval_batch_size: int = 256,
         callbacks: Sequence[EpochCallback] = (),
         log_steps: bool = True,
+        nonfinite: str = "stop",
         weighting_optimizer: Mapping[str, float | None] | None = None,
     ) -> None:
         if epochs < 1:
@@ -195,6 +202,8 @@ class Trainer:
         # methods such as class-wise auxiliary weighting split a task's loss by its elements
         self._loss_terms = self.weighting.wants_loss_terms
         self.step = 0
+        self.guard = LossGuard([t.name for t in self.tasks], nonfinite)
+        self._epoch = 0
 
     # ------------------------------------------------------------------ pieces
     def _shared(self, z: Tensor | None) -> SharedParts:
@@ -254,6 +263,7 @@ class Trainer:
             "generator": self.generator.get_state(),
             "torch_rng": torch.get_rng_state(),
             "step": self.step,
+            "guard": self.guard.state(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -264,6 +274,7 @@ class Trainer:
         self.generator.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
         self.step = int(state["step"])
+        self.guard.load(state.get("guard"))
 
     # ------------------------------------------------------------------ one step, one epoch
     def train_step(self, batch: Batch, inspect: StepHook | None = None) -> tuple[Tensor, StepInfo]:
@@ -286,6 +297,10 @@ class Trainer:
             losses = stack_means(self.tasks, shared.terms)
         else:
             losses = stack_losses(self.tasks, preds, batch.targets, batch.masks)
+        if not self.guard.check(losses, self.step + 1, self._epoch):
+            self.optimizer.zero_grad(set_to_none=True)
+            self.step += 1
+            return losses.detach(), StepInfo(weights=torch.full_like(losses.detach(), math.nan))
         if inspect is not None:
             with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
                 inspect(self.model, batch, losses)
@@ -296,6 +311,7 @@ class Trainer:
                 new_losses = stack_losses(self.tasks, self._forward(batch.inputs)[1], batch.targets, batch.masks)
             self.weighting.after_step(new_losses)
         self.step += 1
+        fault_point("step", self.step)
         return losses.detach(), info
 
     def end_epoch(self, mean_losses: Tensor, epoch: int) -> None:
@@ -317,21 +333,30 @@ class Trainer:
         """One shuffled pass over ``train`` (:meth:`train_step` per batch, then :meth:`end_epoch`);
         returns the mean task losses, the weights of every step and the steps' extra logs."""
         self.model.train()
+        self._epoch = epoch
         loss_sum = torch.zeros(len(self.tasks), device=self.device)
         weights: list[Tensor] = []
         extras: list[dict[str, float]] = []
+        skipped = 0
         for batch in train.batches(self.batch_size, shuffle=True, generator=self.generator):
+            before = self.guard.skipped_steps
             losses, info = self.train_step(batch, inspect)
-            loss_sum += losses
             weights.append(info.weights.detach())
+            if self.guard.skipped_steps != before:  # a non-finite step, skipped (policy ``skip``)
+                skipped += 1
+                continue
+            loss_sum += losses
             if info.extra:
                 extras.append(info.extra)
         if not weights:
             raise ConfigError("training split is empty")
-        mean_losses = (loss_sum / len(weights)).cpu()
+        if skipped == len(weights):
+            raise NonFiniteLoss(f"epoch {epoch}: every training step had a non-finite loss (all skipped)",
+                                step=self.step, epoch=epoch, tasks=[t.name for t in self.tasks])
+        mean_losses = (loss_sum / (len(weights) - skipped)).cpu()
         self.end_epoch(mean_losses, epoch)
         w = torch.stack(weights).float().cpu()
-        return {"losses": mean_losses, "weights": w, "extras": extras, "steps": len(weights)}
+        return {"losses": mean_losses, "weights": w, "extras": extras, "steps": len(weights), "skipped": skipped}
 
     # ------------------------------------------------------------------ fit
     def fit(self, train: TensorDataset, val: TensorDataset | None = None,
@@ -344,11 +369,29 @@ class Trainer:
                 self._check(data, split)
         if train.inputs.device != self.device and self.device.type == "cuda":
             train = train.to(self.device)
+        rd = self.run_dir
+        if rd is None:
+            return self._fit(train, val, test, resume, config)
+        rd.lock()  # one owner per run directory: a second process is refused
+        try:
+            return self._fit(train, val, test, resume, config)
+        except NonFiniteLoss as err:
+            self._write_stopped(err)
+            raise
+        finally:
+            rd.unlock()
+
+    def _fit(self, train: TensorDataset, val: TensorDataset | None, test: TensorDataset | None,
+             resume: bool, config: dict[str, Any] | None) -> FitResult:
         run = self._start_run(resume, config)
+        if self.patience is not None and run.bad_epochs >= self.patience:
+            run.stopped_early = True  # resumed after early stopping: nothing left to train
         t0 = time.perf_counter()
         bar = tqdm(range(run.start_epoch, self.epochs + 1), desc="epochs", disable=(not self.progress) or None,
                    leave=False, dynamic_ncols=True)
         for epoch in bar:
+            if run.stopped_early:
+                break
             lr = self.optimizer.param_groups[0]["lr"]
             te = time.perf_counter()
             out = self.train_epoch(train, epoch)
@@ -371,23 +414,31 @@ class Trainer:
         rd = self.run_dir
         if rd is None:
             return run
+        saved = rd.load_checkpoint() if resume else None
+        if saved is not None and config is not None and rd.has("config.yaml"):
+            check_same_config(rd.read_config(), config, str(rd.file("config.yaml")))
+        if saved is None:
+            rd.clear_outputs()  # a fresh run never leaves a previous run's summary beside its config
         if config is not None:
             rd.write_config(config)
-        state = rd.load_state() if resume else None
-        if state is None:
-            rd.reset_logs()
+        if saved is None:
             return run
-        rd.load_weights("last", self.model)
-        self.load_state_dict(state["trainer"])
-        run.start_epoch = int(state["epoch"]) + 1
-        run.best_score, run.best_epoch = float(state["best_score"]), int(state["best_epoch"])
-        run.bad_epochs = int(state["bad_epochs"])
+        last, best, state = saved
+        where = rd.file("checkpoint.safetensors")
+        load_module_state(self.model, last, where)
+        if best is not None:
+            tmp = copy.deepcopy(self.model)
+            load_module_state(tmp, best, where)
+            run.best_state = {k: v.detach().clone() for k, v in tmp.state_dict().items()}
+        try:
+            self.load_state_dict(state["trainer"])
+            run.start_epoch = int(state["epoch"]) + 1
+            run.best_score, run.best_epoch = float(state["best_score"]), int(state["best_epoch"])
+            run.bad_epochs = int(state["bad_epochs"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as err:
+            raise CheckpointError(f"{where}: state does not fit this run ({str(err).splitlines()[0][:200]})") from None
         rd.truncate_history(run.start_epoch - 1)
         run.history = rd.history()
-        if rd.has("best.safetensors"):
-            tmp = copy.deepcopy(self.model)
-            rd.load_weights("best", tmp)
-            run.best_state = {k: v.detach().clone() for k, v in tmp.state_dict().items()}
         return run
 
     def _epoch_row(self, epoch: int, train_seconds: float, lr: float, out: dict[str, Any],
@@ -396,7 +447,9 @@ class Trainer:
         names = [t.name for t in self.tasks]
         row: dict[str, Any] = {"epoch": epoch, "train_seconds": train_seconds, "lr": lr}
         row.update({f"train_loss/{n}": float(v) for n, v in zip(names, out["losses"].tolist())})
-        row.update({f"weight/{n}": float(v) for n, v in zip(names, out["weights"].mean(0).tolist())})
+        row.update({f"weight/{n}": float(v) for n, v in zip(names, out["weights"].nanmean(0).tolist())})
+        if out.get("skipped"):
+            row["skipped_steps"] = out["skipped"]
         if val is not None:
             vm = self.evaluate(val)
             for n in names:
@@ -435,9 +488,30 @@ class Trainer:
                     srow.update(out["extras"][i])
                 steps.append(srow)
             rd.append_jsonl("steps.jsonl", steps)
+        fault_point("before_weights", epoch)
+        self._check_finite_weights(epoch)
         rd.save_weights("last", self.model)
-        rd.save_state({"trainer": self.state_dict(), "epoch": epoch, "best_score": run.best_score,
-                       "best_epoch": run.best_epoch, "bad_epochs": run.bad_epochs})
+        fault_point("before_checkpoint", epoch)
+        rd.save_checkpoint(self.model.state_dict(), run.best_state,
+                           {"trainer": self.state_dict(), "epoch": epoch, "best_score": run.best_score,
+                            "best_epoch": run.best_epoch, "bad_epochs": run.bad_epochs})
+        fault_point("after_checkpoint", epoch)
+
+    def _check_finite_weights(self, epoch: int) -> None:
+        """Never checkpoint non-finite weights (a finite loss can still overflow an update)."""
+        bad = [n for n, p in self.model.named_parameters() if not bool(torch.isfinite(p).all())]
+        if bad:
+            raise NonFiniteLoss(f"epoch {epoch}: parameter '{bad[0]}' is not finite after the epoch",
+                                step=self.step, epoch=epoch, tasks=[])
+
+    def _write_stopped(self, err: NonFiniteLoss) -> None:
+        """summary.json of a run stopped by a non-finite loss (the checkpoint is left as it was)."""
+        assert self.run_dir is not None
+        self.run_dir.write_summary({
+            "status": "stopped_nonfinite", "error": str(err), "step": err.step, "epoch": err.epoch,
+            "nonfinite_tasks": err.tasks, "tasks": [t.name for t in self.tasks], "weighting": self.weighting.name,
+            "seed": self.seed, "nonfinite": self.guard.summary(), "device": str(self.device),
+        })
 
     def _finish(self, run: _RunState, val: TensorDataset | None, test: TensorDataset | None,
                 seconds: float) -> FitResult:
@@ -457,5 +531,6 @@ class Trainer:
                 "monitor": self.monitor, "epochs_run": len(history), "stopped_early": run.stopped_early,
                 "train_seconds": sum(r["train_seconds"] for r in history), "seconds": seconds,
                 "val": val_metrics, "test": test_metrics, "device": str(self.device),
+                "nonfinite": self.guard.summary(),
             })
         return result

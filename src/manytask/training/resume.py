@@ -1,0 +1,62 @@
+"""Resume checks: a run continues only under the config it was started with.
+
+Settings that do not change what is learned may differ on resume (more epochs, threads,
+device, patience, the run's name and output folder); any other difference (model, data,
+tasks, weighting, optimizer, learning rate, seed) is refused with one line naming the first
+differing field, before anything in the run directory is touched.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from manytask.errors import ConfigError
+from manytask.jsonable import to_jsonable
+
+__all__ = ["RESUMABLE_CHANGES", "check_same_config", "config_differences"]
+
+#: dotted keys (and key prefixes ending in '.') that may change between a run and its resume
+RESUMABLE_CHANGES = ("name", "output_dir", "training.epochs", "training.threads", "training.device",
+                     "training.patience", "run.epochs", "plugins", "training.nonfinite")
+
+
+def _flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(obj, Mapping):
+        out: dict[str, Any] = {}
+        for k, v in obj.items():
+            out.update(_flatten(v, f"{prefix}{k}."))
+        return out or {prefix.rstrip("."): {}}
+    return {prefix.rstrip("."): obj}
+
+
+def _normal(doc: Mapping[str, Any]) -> dict[str, Any]:
+    return _flatten(json.loads(json.dumps(to_jsonable(dict(doc)))))
+
+
+def _allowed(key: str) -> bool:
+    return any(key == k or key.startswith(k + ".") for k in RESUMABLE_CHANGES)
+
+
+def config_differences(recorded: Mapping[str, Any], new: Mapping[str, Any]) -> list[tuple[str, Any, Any]]:
+    """``(dotted key, recorded value, new value)`` for every difference that blocks a resume."""
+    a, b = _normal(recorded), _normal(new)
+    missing = object()
+    diffs = []
+    for key in sorted(set(a) | set(b)):
+        va, vb = a.get(key, missing), b.get(key, missing)
+        if va != vb and not _allowed(key):
+            diffs.append((key, None if va is missing else va, None if vb is missing else vb))
+    return diffs
+
+
+def check_same_config(recorded: Mapping[str, Any], new: Mapping[str, Any], where: str) -> None:
+    """Raise :class:`ConfigError` (one line) when ``new`` may not resume a run recorded with ``recorded``."""
+    diffs = config_differences(recorded, new)
+    if not diffs:
+        return
+    key, old, value = diffs[0]
+    more = f" (and {len(diffs) - 1} more)" if len(diffs) > 1 else ""
+    raise ConfigError(f"{where}: cannot resume with a changed config: {key} was {old!r}, now {value!r}{more}; "
+                      "resume with the recorded config or start a fresh run")
