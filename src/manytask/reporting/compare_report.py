@@ -17,6 +17,7 @@ from typing import Any
 from manytask.atomic import atomic_write_csv, atomic_write_json, atomic_write_text
 from manytask.config import ExperimentConfig
 from manytask.evaluation.aggregate import SummaryCell, mean_seconds, primary_value
+from manytask.evaluation.budget import budget_note
 from manytask.evaluation.method_spec import STL, display_name
 from manytask.evaluation.records import DIVERGED, RunRecord, RunSpec
 from manytask.reporting.tables import markdown_table
@@ -133,6 +134,7 @@ def _table_notes(rep: CompareReport, tasks: Sequence[Task]) -> list[str]:
         "positive = better than STL (Maninis et al. 2019).",
         "Epochs per fraction: " + ", ".join(f"{frac_label(f)}: {rep.epochs[f]}" for f in rep.fractions)
         + f" ({rep.settings['epochs_scaling']} scaling). train s/run: mean training time of one run.",
+        *([note] if (note := budget_note(rep.records)) else []),
     ]
 
 
@@ -202,6 +204,7 @@ def compare_document(rep: CompareReport, files: Mapping[str, Path]) -> dict[str,
         "mean_train_seconds_per_run": dict(rep.seconds),
         "runs": [_run_entry(r) for r in rep.records],
         "table_markdown": rep.table,
+        "budget_note": budget_note(rep.records),
         "files": {k: str(v) for k, v in files.items()},
     }
 
