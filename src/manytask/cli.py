@@ -198,8 +198,30 @@ def list_weightings() -> None:
     from manytask.weighting import available, get
 
     for name in available():
-        doc = (get(name).__doc__ or "").strip().splitlines()
-        typer.echo(f"{name:22s} {doc[0] if doc else ''}")
+        cls = get(name)
+        doc = (cls.__doc__ or "").strip().splitlines()
+        typer.echo(f"{name:22s} {cls.display_name:24s} {doc[0] if doc else ''}")
+
+
+@app.command("sources")
+def list_sources() -> None:
+    """List the registered data sources (data.kind)."""
+    from manytask.data.sources import available_sources, source_class
+
+    for kind in available_sources():
+        cls = source_class(kind)
+        doc = (cls.__doc__ or "").strip().splitlines()
+        typer.echo(f"{kind:12s} {cls.summary or (doc[0] if doc else '')}")
+
+
+@app.command("trunks")
+def list_trunks() -> None:
+    """List the registered trunks (model.trunk); an import path module:function also works."""
+    from manytask.models.registry import available_trunks, resolve_trunk
+
+    for name in available_trunks():
+        doc = (resolve_trunk(name).__doc__ or "").strip().splitlines()
+        typer.echo(f"{name:12s} {doc[0] if doc else ''}")
 
 
 @app.command()

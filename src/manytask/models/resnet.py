@@ -79,8 +79,9 @@ class ResNetTrunk(nn.Module):
 
 @register_trunk("resnet")
 def build_resnet(shape: Sequence[int], spec: TrunkSpec) -> nn.Module:
-    """ResNet over ``(C, H, W)`` images; options ``channels`` (default [16, 32, 64]) and
-    ``blocks`` (default 2); ``spec.features`` units out."""
+    """Residual CNN for real images; options channels (default [16, 32, 64]) and blocks (2).
+
+    ``model.features`` units out."""
     if len(shape) != 3:
         raise ConfigError(f"model.trunk: resnet needs image inputs (C, H, W), the data has shape {tuple(shape)}")
     opts = spec.take_options(channels=[16, 32, 64], blocks=2)

@@ -89,7 +89,7 @@ class MLPTrunk(nn.Module):
 
 @register_trunk("lenet")
 def build_lenet(shape: Sequence[int], spec: TrunkSpec) -> nn.Module:
-    """LeNet over square ``(C, H, H)`` images; ``spec.features`` units out."""
+    """LeNet for square images (Gong et al.'s MultiMNIST trunk); model.features units out."""
     spec.take_options()
     if len(shape) != 3 or shape[1] != shape[2]:
         raise ConfigError(f"model.trunk: lenet needs square image inputs (C, H, W), the data has shape {tuple(shape)}")
@@ -98,6 +98,6 @@ def build_lenet(shape: Sequence[int], spec: TrunkSpec) -> nn.Module:
 
 @register_trunk("mlp")
 def build_mlp(shape: Sequence[int], spec: TrunkSpec) -> nn.Module:
-    """MLP over the flattened inputs with ``spec.hidden`` layers."""
+    """Fully connected layers (model.hidden, model.dropout) over the flattened inputs."""
     spec.take_options()
     return MLPTrunk(int(np.prod(shape)), hidden=spec.hidden, width=spec.width, dropout=spec.dropout)
