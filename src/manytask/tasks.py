@@ -11,7 +11,14 @@ multiclass      class index, -1 = none           cross-entropy        accuracy, 
 multilabel      L labels in {0, 1}, -1 = none    BCE per label        accuracy (per label), auc
 regression      D floats, NaN = none             mse / l1 / huber     mse, mae, r2
 reconstruction  D floats, NaN = none             mse / l1 / huber     mse, mae
+ranking         a score (float), NaN = none      pairwise hinge²      kendall_tau
 =============== ================================ ==================== ============================
+
+A ``ranking`` task predicts one score ``f(x)`` per sample; its loss is the mean over every pair
+of labelled samples of a batch with ``y_i > y_j`` of ``max(0, 1 - (f(x_i) - f(x_j)))²``
+(Strezoski et al. 2019, eq. 7), and its metric Kendall's tau (τ-b, ties counted) between scores
+and labels. A ``binary`` task with ``positive = k`` reads a class column and is 1 where the
+class is ``k`` (one-vs-all, :func:`one_vs_all`).
 
 The metrics of each kind, with their direction and display format, are one table,
 :data:`KIND_METRICS` (:class:`MetricSpec`); the trainer's monitor, comparisons and reports read
@@ -38,7 +45,7 @@ from torch import Tensor
 
 from manytask.errors import ConfigError, DataError
 
-TaskKind = Literal["binary", "multiclass", "multilabel", "regression", "reconstruction"]
+TaskKind = Literal["binary", "multiclass", "multilabel", "regression", "reconstruction", "ranking"]
 TASK_KINDS: tuple[str, ...] = get_args(TaskKind)
 CLASSIFICATION_KINDS = ("binary", "multiclass", "multilabel")
 REGRESSION_LOSSES = ("mse", "l1", "huber")
@@ -71,6 +78,7 @@ _MSE = MetricSpec("mse", False, label="MSE")
 _MAE = MetricSpec("mae", False, label="mae")
 _R2 = MetricSpec("r2", True, label="r2")
 _LOSS = MetricSpec("loss", False, label="loss")
+_KENDALL = MetricSpec("kendall_tau", True, label="tau")
 
 #: The metrics of each task kind, primary (model selection, tables) first. Every kind also
 #: reports its ``loss`` (lower is better).
@@ -80,6 +88,7 @@ KIND_METRICS: dict[str, tuple[MetricSpec, ...]] = {
     "multilabel": (_ACCURACY, _AUC),
     "regression": (_MSE, _MAE, _R2),
     "reconstruction": (_MSE, _MAE),
+    "ranking": (_KENDALL,),
 }
 
 #: Every metric by name (a name means the same thing in every kind).
@@ -101,6 +110,8 @@ class Task:
             gives ``num_classes · D`` logits read as ``(N, num_classes, D)``.
         loss_name: ``mse`` (default), ``l1`` or ``huber`` for regression/reconstruction.
         target: name of the data set column this task reads (defaults to ``name``).
+        positive: for a ``binary`` task reading a class column: the class that is 1 (every
+            other class is 0, a missing label stays missing); see :func:`one_vs_all`.
     """
 
     name: str
@@ -109,6 +120,7 @@ class Task:
     dim: int | None = None
     loss_name: str | None = None
     target: str | None = None
+    positive: int | None = None
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -122,6 +134,11 @@ class Task:
                 raise ConfigError(f"task '{self.name}': kind {self.kind} needs num_classes >= 2, got {self.num_classes}")
         if self.kind in ("regression", "reconstruction", "multiclass") and self.dim is not None and self.dim < 1:
             raise ConfigError(f"task '{self.name}': dim must be >= 1, got {self.dim}")
+        if self.positive is not None and (self.kind != "binary" or self.positive < 0):
+            raise ConfigError(f"task '{self.name}': positive (a class index >= 0) is only for binary tasks, "
+                              f"got {self.positive} for a {self.kind} task")
+        if self.kind == "ranking" and self.dim not in (None, 1):
+            raise ConfigError(f"task '{self.name}': a ranking task predicts one score (dim 1), got dim {self.dim}")
         if self.loss_name is not None:
             if self.kind not in ("regression", "reconstruction"):
                 raise ConfigError(f"task '{self.name}': loss_name is only for regression/reconstruction tasks")
@@ -178,12 +195,24 @@ class Task:
         """Whether a higher value of :attr:`primary_metric` is better."""
         return KIND_METRICS[self.kind][0].higher_is_better
 
+    def prepare_target(self, column: Tensor) -> Tensor:
+        """This task's targets from the values of its data column: the column itself, or for a
+        task with ``positive``, 1.0 / 0.0 for that class / any other and -1.0 where missing."""
+        if self.positive is None:
+            return column
+        valid = column >= 0
+        if column.is_floating_point():
+            valid = valid & ~torch.isnan(column)
+        hit = (column == self.positive).to(torch.float32)
+        return torch.where(valid, hit, torch.full_like(hit, -1.0))
+
     # ------------------------------------------------------------------ masks
     def label_mask(self, target: Tensor, mask: Tensor | None = None) -> Tensor:
         """Boolean mask of labelled entries, shaped like the loss terms.
 
         binary/multiclass: (N,); multiclass with ``dim = D > 1``: (N, D); multilabel: (N, L);
-        regression/reconstruction: (N, D).
+        regression/reconstruction: (N, D); ranking: (N, 1), per sample (its loss terms are per
+        pair of samples, see :meth:`loss_terms`).
         """
         if self.elements > 1:
             t = target.reshape(target.shape[0], -1)
@@ -214,7 +243,8 @@ class Task:
 
     def loss_terms(self, pred: Tensor, target: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """The per-element loss terms and the mask of labelled entries (same shape, see
-        :meth:`label_mask`); :meth:`loss` is their masked mean. Unlabelled terms are finite."""
+        :meth:`label_mask`; for ``ranking``, ``(N, N)`` pair terms and the mask of ordered pairs);
+        :meth:`loss` is their masked mean. Unlabelled terms are finite."""
         valid = self.label_mask(target, mask)
         if self.elements > 1:
             n = pred.shape[0]
@@ -231,6 +261,8 @@ class Task:
         elif self.kind == "multilabel":
             tgt = torch.where(valid, target.to(pred.dtype), torch.zeros_like(pred))
             terms = F.binary_cross_entropy_with_logits(pred, tgt, reduction="none")
+        elif self.kind == "ranking":
+            terms, valid = pairwise_ranking_terms(pred.reshape(-1), target.reshape(-1), valid.reshape(-1))
         else:
             tgt = target.reshape(pred.shape).to(pred.dtype)
             valid = valid.reshape(pred.shape)
@@ -263,6 +295,8 @@ class Task:
             counts = torch.bincount(y, minlength=c).double()
             p = (counts + 1e-6) / (counts.sum() + 1e-6 * c)
             return p.log().float().repeat_interleave(self.elements)
+        if self.kind == "ranking":  # every constant gives the same loss (1 per ordered pair)
+            return torch.zeros(1)
         if self.kind in ("binary", "multilabel"):
             y = target.reshape(n, -1).float()
             p = (torch.where(valid, y, torch.zeros_like(y)).sum(0) / valid.sum(0).clamp_min(1)).clamp(1e-6, 1 - 1e-6)
@@ -311,6 +345,9 @@ class Task:
             aucs = [roc_auc(pred[valid[:, j], j].numpy(), y[valid[:, j], j].numpy()) for j in range(pred.shape[1])]
             finite = [a for a in aucs if not math.isnan(a)]
             out["auc"] = float(np.mean(finite)) if finite else math.nan
+        elif self.kind == "ranking":
+            v = valid.reshape(-1)
+            out["kendall_tau"] = kendall_tau(pred.reshape(-1)[v].numpy(), target.reshape(-1)[v].float().numpy())
         else:
             y = target.reshape(pred.shape).float()
             v = valid.reshape(pred.shape)
@@ -386,6 +423,36 @@ def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
         return math.nan
     ranks = rankdata(np.asarray(scores, dtype=np.float64))
     return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+
+
+def pairwise_ranking_terms(scores: Tensor, labels: Tensor, valid: Tensor) -> tuple[Tensor, Tensor]:
+    """The ``(N, N)`` terms ``max(0, 1 - (s_i - s_j))²`` (eq. 7 of Strezoski et al. 2019) and the
+    mask of the pairs they count for: both labelled and ``y_i > y_j``."""
+    y = torch.where(valid, labels.to(scores.dtype), torch.zeros_like(scores))
+    diff = scores.unsqueeze(1) - scores.unsqueeze(0)
+    terms = torch.clamp(1.0 - diff, min=0.0) ** 2
+    pairs = valid.unsqueeze(1) & valid.unsqueeze(0) & (y.unsqueeze(1) > y.unsqueeze(0))
+    return terms, pairs
+
+
+def kendall_tau(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Kendall's τ-b between predicted scores and labels (NaN with fewer than two samples or a
+    constant side)."""
+    from scipy.stats import kendalltau
+
+    if len(scores) < 2:
+        return math.nan
+    tau = kendalltau(np.asarray(scores, dtype=np.float64), np.asarray(labels, dtype=np.float64)).statistic
+    return float(tau) if tau is not None and np.isfinite(tau) else math.nan
+
+
+def one_vs_all(column: str, classes: int, prefix: str | None = None) -> list[Task]:
+    """``classes`` binary tasks ``{prefix}_{k}`` (prefix defaults to ``column``), task ``k`` telling
+    class ``k`` of the class column ``column`` from all others (homogeneous multi-task learning)."""
+    if classes < 2:
+        raise ConfigError(f"one_vs_all: needs at least 2 classes, got {classes}")
+    stem = prefix or column
+    return [Task(name=f"{stem}_{k}", kind="binary", target=column, positive=k) for k in range(classes)]
 
 
 def stack_losses(tasks: list[Task] | tuple[Task, ...], preds: dict[str, Tensor], targets: dict[str, Tensor],
