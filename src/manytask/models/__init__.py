@@ -16,6 +16,7 @@ from manytask.models.registry import (
 
 # registry: one import per built-in trunk module
 from manytask.models.resnet import ResNetTrunk  # noqa: E402
+from manytask.models.ss_cnn import SelectiveSharingCNN  # noqa: E402
 from manytask.models.trunks import LeNetTrunk, MLPTrunk  # noqa: E402
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "MLPTrunk",
     "MultiTaskModel",
     "ResNetTrunk",
+    "SelectiveSharingCNN",
     "Trunk",
     "TrunkSpec",
     "TwoLayerHead",
