@@ -202,8 +202,16 @@ class Trainer:
         # methods such as class-wise auxiliary weighting split a task's loss by its elements
         self._loss_terms = self.weighting.wants_loss_terms
         self.step = 0
+        #: the last epoch's mean training loss per task (set by :meth:`end_epoch`)
+        self.epoch_losses: Tensor | None = None
+        self._restart_selection = False
         self.guard = LossGuard([t.name for t in self.tasks], nonfinite)
         self._epoch = 0
+
+    def restart_selection(self) -> None:
+        """Forget the best epoch so far: for a callback that changed the architecture (Selective
+        Sharing merging branches), so that model selection only compares epochs of the new one."""
+        self._restart_selection = True
 
     # ------------------------------------------------------------------ pieces
     def _shared(self, z: Tensor | None) -> SharedParts:
@@ -321,6 +329,7 @@ class Trainer:
         if not torch.isfinite(mean_losses).all():
             bad = [t.name for t, v in zip(self.tasks, mean_losses.tolist()) if not math.isfinite(v)]
             raise FloatingPointError(f"epoch {epoch}: training loss is not finite for task(s) {', '.join(bad)}")
+        self.epoch_losses = mean_losses.detach().cpu()
         self.weighting.on_epoch_end(mean_losses.to(self.device))
         if self.scheduler is None:
             return
@@ -400,6 +409,9 @@ class Trainer:
             run.history.append(row)
             for cb in self.callbacks:
                 cb(self, epoch)
+            if self._restart_selection:
+                run.best_score, run.best_epoch, run.best_state, run.bad_epochs = math.nan, 0, None, 0
+                self._restart_selection = False
             self._log_epoch(run, row, out)
             bar.set_postfix(epoch=epoch, score=f"{row['score']:.4f}", best=run.best_epoch)
             if self.patience is not None and run.bad_epochs >= self.patience:
