@@ -82,6 +82,10 @@ def run(
     result = run_experiment(cfg, rd, progress=not quiet, resume=resume)
     rows = {f"{cfg.weighting.name} (epoch {result.best_epoch})": result.test or {}}
     typer.echo(metrics_table(rows, cfg.build_tasks(), title=f"test metrics — {cfg.name}"))
+    if cfg.grouping.method == "selective_sharing":
+        from manytask.grouping.sharing_controller import describe_sharing
+
+        typer.echo(describe_sharing(Path(rd) / "summary.json"))
     typer.echo(f"run directory: {rd}")
 
 

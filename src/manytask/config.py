@@ -20,7 +20,7 @@ from manytask.data.sources.base import validation_message
 from manytask.data.sources.multimnist import MultiMNISTSource
 from manytask.errors import ConfigError
 from manytask.models.registry import TrunkSpec
-from manytask.tasks import TASK_KINDS, Task
+from manytask.tasks import TASK_KINDS, Task, one_vs_all
 
 
 class _Strict(BaseModel):
@@ -34,6 +34,10 @@ class TaskConfig(_Strict):
     dim: int | None = None
     loss: str | None = None
     target: str | None = None
+    positive: int | None = Field(None, ge=0)
+    #: K: this entry stands for K binary tasks ``{name}_{k}``, class k of column ``target``
+    #: (default ``name``) against the rest (homogeneous multi-task learning)
+    one_vs_all: int | None = Field(None, ge=2)
 
     @field_validator("kind")
     @classmethod
@@ -44,7 +48,15 @@ class TaskConfig(_Strict):
 
     def build(self) -> Task:
         return Task(name=self.name, kind=self.kind, num_classes=self.num_classes,  # type: ignore[arg-type]
-                    dim=self.dim, loss_name=self.loss, target=self.target)
+                    dim=self.dim, loss_name=self.loss, target=self.target, positive=self.positive)
+
+    def build_all(self) -> list[Task]:
+        """The task, or the ``one_vs_all`` binary tasks it stands for."""
+        if self.one_vs_all is None:
+            return [self.build()]
+        if self.kind != "binary" or self.positive is not None:
+            raise ConfigError(f"task '{self.name}': one_vs_all makes binary tasks (kind: binary, no positive)")
+        return one_vs_all(self.target or self.name, self.one_vs_all, prefix=self.name)
 
 
 class ModelConfig(_Strict):
@@ -59,6 +71,9 @@ class ModelConfig(_Strict):
     head_hidden: int = Field(50, ge=1)
     dropout: float = Field(0.0, ge=0, lt=1)
     options: dict[str, Any] = Field(default_factory=dict)
+    #: hidden widths of one identical, identically initialised branch per task (Selective
+    #: Sharing); each task's head is then one linear output layer. Empty: no branches.
+    branches: list[int] = Field(default_factory=list)
 
     @field_validator("trunk")
     @classmethod
@@ -114,6 +129,20 @@ class WeightingConfig(_Strict):
     optimizer: MethodOptimizerConfig = Field(default_factory=MethodOptimizerConfig)  # type: ignore[arg-type]
 
 
+class GroupingConfig(_Strict):
+    """Online task grouping while training (``grouping.method: selective_sharing``, see
+    :mod:`manytask.grouping.selective_sharing`); needs ``model.branches``."""
+
+    method: Literal["none", "selective_sharing"] = "none"
+    criterion: Literal["similarity", "dissimilarity", "variance"] = "similarity"
+    merge: Literal["lowest_loss", "mean", "max", "min"] = "lowest_loss"
+    rank: int = Field(4, ge=1)
+    slots: int = Field(8, ge=1)
+    min_samples: int = Field(1, ge=1)
+    patience: int = Field(3, ge=1)
+    start_epoch: int = Field(1, ge=1)
+
+
 class ExperimentConfig(_Strict):
     """A whole experiment: one config file.
 
@@ -139,6 +168,7 @@ class ExperimentConfig(_Strict):
     model: ModelConfig = Field(default_factory=ModelConfig)  # type: ignore[arg-type]
     training: TrainingConfig = Field(default_factory=TrainingConfig)  # type: ignore[arg-type]
     weighting: WeightingConfig = Field(default_factory=WeightingConfig)
+    grouping: GroupingConfig = Field(default_factory=GroupingConfig)  # type: ignore[arg-type]
 
     @model_validator(mode="after")
     def _tasks(self) -> "ExperimentConfig":
@@ -151,7 +181,7 @@ class ExperimentConfig(_Strict):
         return self
 
     def build_tasks(self) -> list[Task]:
-        return [t.build() for t in self.tasks]
+        return [task for t in self.tasks for task in t.build_all()]
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

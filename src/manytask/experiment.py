@@ -20,7 +20,9 @@ import torch
 from manytask.config import ExperimentConfig
 from manytask.data.batch import Splits, TensorDataset
 from manytask.errors import ConfigError, DataError
+from manytask.grouping.sharing_controller import SelectiveSharing, sharing_from_config, write_sharing
 from manytask.models import MultiTaskModel, build_trunk
+from manytask.models.branches import branched_model
 from manytask.tasks import Task
 from manytask.training import FitResult, OptimizerSpec, RunDir, Trainer
 from manytask.training.predictions import write_predictions
@@ -54,6 +56,10 @@ def build_data(cfg: ExperimentConfig, columns: Sequence[str], seed: int | None =
 def task_splits(splits: Splits, tasks: Sequence[Task]) -> Splits:
     """Splits whose targets are keyed by task name, with the tasks' labels checked."""
     out = splits.select({t.name: t.column for t in tasks})
+    for ds in (out.train, out.val, out.test):  # one-vs-all tasks: 0/1 from a class column
+        for t in (t for t in tasks if t.positive is not None):
+            ds.targets[t.name] = t.prepare_target(ds.targets[t.name])
+            ds.codings.pop(t.name, None)
     for t in tasks:
         coding = out.train.codings.get(t.name)
         if coding is not None and t.kind in ("regression", "reconstruction"):
@@ -74,6 +80,8 @@ def build_model(cfg: ExperimentConfig, tasks: Sequence[Task], shape: Sequence[in
     """The configured trunk (at ``width``, default ``model.width``) with a head per task."""
     m = cfg.model
     trunk = build_trunk(m.trunk, shape, m.trunk_spec(width))
+    if m.branches:  # one identical branch per task, a linear output layer per task
+        return branched_model(trunk, tasks, m.branches)
     return MultiTaskModel(trunk, tasks, head_hidden=m.head_hidden)
 
 
@@ -131,9 +139,10 @@ def run_experiment(cfg: ExperimentConfig, run_dir: str | Path | RunDir | None = 
     torch.manual_seed(seed)
     model = build_model(cfg, tasks, input_shape(splits), width=width)
     rd = RunDir(run_dir) if isinstance(run_dir, (str, Path)) else run_dir
+    sharing: SelectiveSharing | None = sharing_from_config(cfg.grouping, model)
     trainer = make_trainer(cfg, tasks, model, splits.train, weighting=weighting,
                            weighting_params=weighting_params, seed=seed, run_dir=rd, epochs=epochs,
-                           progress=progress, callbacks=callbacks)
+                           progress=progress, callbacks=[*callbacks, *([sharing] if sharing else [])])
     record = cfg.to_dict()
     record["run"] = {"tasks": [t.name for t in tasks], "weighting": trainer.weighting.name,
                      "weighting_params": weighting_params if weighting else cfg.weighting.params,
@@ -142,4 +151,6 @@ def run_experiment(cfg: ExperimentConfig, run_dir: str | Path | RunDir | None = 
     result = trainer.fit(splits.train, splits.val, splits.test, resume=resume, config=record)
     if rd is not None:
         write_predictions(rd.file("predictions.csv"), tasks, trainer.predict(splits.test), splits.test)
+        if sharing is not None:
+            write_sharing(rd, sharing)
     return result

@@ -252,3 +252,19 @@ def write_sharing(run_dir: Any, sharing: SelectiveSharing) -> None:
     summary["selective_sharing"] = sharing.summary()
     run_dir.write_summary(summary)
     plot_grouping(sharing.summary(), run_dir.file("grouping.png"))
+
+
+def describe_sharing(summary_path: Any) -> str:
+    """A few lines on the grouping recorded in a RunDir's ``summary.json``."""
+    import json
+    from pathlib import Path
+
+    ss = json.loads(Path(summary_path).read_text()).get("selective_sharing") or {}
+    if not ss:
+        return "selective sharing: no grouping recorded"
+    lock = f"locked at epoch {ss['lock_epoch']} ({ss['locked']})" if ss.get("lock_epoch") else "not locked"
+    lines = [f"selective sharing ({ss['criterion']}, {ss['merge']}): {ss['branches']} branches, {lock}; "
+             f"trainable parameters {ss['params_start']:,} -> {ss['params_end']:,} "
+             f"(branches {ss['branch_params_start']:,} -> {ss['branch_params_end']:,})"]
+    lines += [f"  {b}: {', '.join(ts)}" for b, ts in ss["groups"].items()]
+    return "\n".join(lines)
