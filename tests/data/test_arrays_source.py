@@ -147,9 +147,9 @@ class _Touch:
     ("no_key", {"inputs": "pixels"}, ("y",), r"data\.npz: no array 'pixels' \(arrays in the file: inputs, y, r, part\)"),
     ("no_column", {}, ("label",), r"data\.npz: no array 'label'"),
     ("rows", {}, ("short",), r"data\.npz: array 'short': has 39 rows but the inputs have 40"),
-    ("int_missing", {}, ("gone",), r"data\.npz: array 'gone': the column has no label \(every value is -1\)"),
-    ("nan_missing", {}, ("void",), r"data\.npz: array 'void': the column has no label \(every value is NaN\)"),
-    ("split_value", {"split": "bad_split"}, ("y",), r"data\.npz: array 'bad_split': row 3: split 7 is not 0/1/2"),
+    ("int_missing", {}, ("gone",), r"data\.npz: array 'gone' has no label \(every value is missing\)"),
+    ("nan_missing", {}, ("void",), r"data\.npz: array 'void' has no label \(every value is missing\)"),
+    ("split_value", {"split": "bad_split"}, ("y",), r"data\.npz: index 3, array 'bad_split': unknown split 7 \(split names: train: train/0, "),
     ("train_empty", {"split": "no_train"}, ("y",), r"array 'no_train': no row is in the training split"),
 ])
 def test_bad_arrays_give_one_line(tmp_path: Path, case: str, fields: dict, columns: tuple, expected: str) -> None:
@@ -166,7 +166,7 @@ def test_bad_arrays_give_one_line(tmp_path: Path, case: str, fields: dict, colum
 def test_non_finite_input_names_the_row(tmp_path: Path) -> None:
     x = np.ones((N, 5))
     x[17, 3] = np.inf
-    with pytest.raises(DataError, match=r"data\.npz: array 'inputs': row 17 has a non-finite value"):
+    with pytest.raises(DataError, match=r"data\.npz: index 17, array 'inputs': a value is not finite"):
         build(features_npz(tmp_path, inputs=x))
 
 

@@ -180,8 +180,8 @@ def _break(case: str, root: Path) -> dict:
     ("undecodable", {}, r"imgs/img_07\.png: cannot decode the image"),
     ("csv_names_missing", {}, (r"labels\.csv: 4 file\(s\) in column 'file' are not images under .*imgs "
                                r"\(first on line 5\): img_03\.png, img_04\.png, img_05\.png, \.\.\.")),
-    ("all_missing", {}, r"labels\.csv: column 'digit': the column has no label \(every cell is empty\)"),
-    ("bad_split", {"split_column": "split"}, r"labels\.csv: column 'split': line 6: split 'holdout' is not"),
+    ("all_missing", {}, r"labels\.csv: column 'digit' has no label \(every value is missing\)"),
+    ("bad_split", {"split_column": "split"}, r"labels\.csv: row 5, column 'split': unknown split 'holdout'"),
     ("duplicate", {}, r"labels\.csv: line 8: file 'img_02\.png' is already listed on line 4"),
 ])
 def test_bad_input_gives_one_line(tmp_path: Path, case: str, fields: dict, expected: str) -> None:

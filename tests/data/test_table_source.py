@@ -138,9 +138,10 @@ def test_names_become_classes_and_blanks_missing(tmp_path) -> None:
                  classes={"level": [1, 2, 3]})
     splits = src.build(["grade", "ok", "level"], seed=0)
     t = splits.train.targets
-    assert t["grade"][:2].tolist() == [2.0, 1.0] and torch.isnan(t["grade"][2])
-    assert t["ok"].tolist() == [1.0, 0.0, 1.0]
-    assert t["level"].tolist() == [0.0, 2.0, 1.0]
+    assert t["grade"].dtype == torch.int64 and t["grade"].tolist() == [2, 1, -1]  # -1: missing
+    assert t["ok"].tolist() == [1, 0, 1]
+    assert t["level"].tolist() == [0, 2, 1]
+    assert Task("grade", "multiclass", num_classes=3).label_mask(t["grade"]).tolist() == [True, True, False]
     assert splits.train.codings["grade"].classes == ("high", "low", "mid")
     assert splits.train.codings["ok"].classes == ("no", "yes")
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from manytask.data.table_encoding import (
+from manytask.data.encoding import (
     BOOLEAN_NAMES,
     is_numeric_column,
     shown,

@@ -1,76 +1,30 @@
-"""Pure table encoding: label columns to targets, feature columns to a matrix, split columns
-to row indices. Used by the ``table`` data source and by ``manytask init``.
+"""Feature columns of a table to a matrix (the ``table`` source's features): numbers
+standardised with the training rows' statistics, categories one-hot or as ordinal codes.
 
-Conventions shared by every function here:
-
-* rows are named as in error messages, counted from 1 after the header (``row 1`` is the
-  first data row);
-* a cell is missing when pandas reads it as missing (an empty cell, ``NA``, ``NaN``, ``null``);
-* a value's *name* (:func:`value_key`) is its text, with ``True``/``False`` as ``true``/``false``
-  and integral numbers without a decimal point (``3.0`` → ``3``), so that classes written in a
-  YAML config match the values read from a CSV or Parquet file.
+Labels, split columns, value names and the standardisation itself follow the shared rules of
+:mod:`manytask.data.encoding` (rows named as there: ``row 1`` is the first row after the header).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 
-from manytask.data.batch import LabelCoding
+from manytask.data.encoding import (
+    Place,
+    Standardizer,
+    is_numeric_column,
+    shown,
+    sorted_names,
+    value_key,
+)
 from manytask.errors import DataError
 
-__all__ = [
-    "BOOLEAN_NAMES",
-    "FeatureEncoder",
-    "encode_labels",
-    "is_numeric_column",
-    "shown",
-    "sorted_names",
-    "split_rows_by_column",
-    "value_key",
-]
-
-#: text label pairs read as 0 / 1 without a ``classes`` entry (compared in lower case)
-BOOLEAN_NAMES: tuple[tuple[str, str], ...] = (("false", "true"), ("no", "yes"))
-
-SPLITS = ("train", "val", "test")
-
-
-def value_key(value: Any) -> str:
-    """The name of a cell value (see the module docstring)."""
-    if isinstance(value, (bool, np.bool_)):
-        return "true" if value else "false"
-    if isinstance(value, (int, np.integer)):
-        return str(int(value))
-    if isinstance(value, (float, np.floating)) and np.isfinite(value) and float(value).is_integer():
-        return str(int(value))
-    return str(value).strip()
-
-
-def shown(value: Any) -> str:
-    """A cell value as written in error messages: text quoted, numbers and booleans plain."""
-    return repr(value) if isinstance(value, str) else value_key(value)
-
-
-def sorted_names(names: Sequence[str] | set[str]) -> list[str]:
-    """Names in a stable order: numbers by value first, then text alphabetically."""
-
-    def key(name: str) -> tuple[int, float, str]:
-        try:
-            return (0, float(name), name)
-        except ValueError:
-            return (1, 0.0, name)
-
-    return sorted(set(names), key=key)
-
-
-def is_numeric_column(values: pd.Series) -> bool:
-    """True for integer and float columns (booleans and text are not numeric features)."""
-    return pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+__all__ = ["FeatureEncoder"]
 
 
 def _first_text(values: pd.Series, missing: np.ndarray) -> int | None:
@@ -78,90 +32,6 @@ def _first_text(values: pd.Series, missing: np.ndarray) -> int | None:
     as_numbers = pd.to_numeric(values.where(~missing), errors="coerce").to_numpy(dtype=float)
     bad = np.flatnonzero(~missing & np.isnan(as_numbers))
     return int(bad[0]) if bad.size else None
-
-
-def _coded(keys: pd.Series, missing: np.ndarray, names: Sequence[str], *, column: str, where: str,
-           values: pd.Series) -> np.ndarray:
-    index = {n: i for i, n in enumerate(names)}
-    codes = keys.map(index).to_numpy(dtype=float, copy=True)
-    unknown = np.flatnonzero(~missing & np.isnan(codes))
-    if unknown.size:
-        i = int(unknown[0])
-        raise DataError(f"{where}: row {i + 1}, column '{column}': value {shown(values.iloc[i])} is not one of "
-                        f"the classes {', '.join(names)} (data.classes.{column})")
-    codes[missing] = np.nan
-    return codes.astype(np.float32)
-
-
-def encode_labels(values: pd.Series, *, column: str, where: str,
-                  classes: Sequence[Any] | None = None) -> tuple[np.ndarray, LabelCoding | None]:
-    """A label column as float32 targets with NaN for missing labels.
-
-    Numbers stay numbers (a binary task reads 0/1, a multiclass task class indices, a
-    regression task values). Names become class indices: in the order of ``classes`` when
-    given, else ``false``/``true`` and ``no``/``yes`` as 0/1 (any case), else in
-    :func:`sorted_names` order. A column given ``classes`` is coded by them even when its
-    values are numbers (``[1, 2, 3]`` → 0, 1, 2).
-
-    Returns:
-        ``(targets, coding)``; ``coding`` is None for columns kept as numbers.
-
-    Raises:
-        DataError: every value is missing, or a value is not one of ``classes`` (names the
-            file, row and column).
-    """
-    missing = values.isna().to_numpy()
-    if missing.all():
-        raise DataError(f"{where}: column '{column}' has no label (every value is missing)")
-    if classes is None and is_numeric_column(values):
-        return values.to_numpy(dtype=np.float32, na_value=np.nan, copy=True), None
-    present = values.where(~missing)
-    keys = present.map(value_key, na_action="ignore")
-    first = _first_text(values, missing)
-    if first is not None:
-        origin = f"{where}: row {first + 1}, column '{column}' has the class name {shown(values.iloc[first])}"
-    else:
-        origin = f"{where}: column '{column}' is coded as classes (data.classes.{column})"
-    if classes is not None:
-        names = [value_key(c) for c in classes]
-    else:
-        found = set(keys[~missing])
-        lowered = {k.lower() for k in found}
-        pair = next((p for p in BOOLEAN_NAMES if lowered <= set(p)), None)
-        if pair is not None:
-            keys, names = keys.str.lower(), list(pair)
-        else:
-            names = sorted_names(found)
-    codes = _coded(keys, missing, names, column=column, where=where, values=values)
-    return codes, LabelCoding(tuple(names), origin)
-
-
-def split_rows_by_column(values: pd.Series, names: Mapping[str, Sequence[str]], *, column: str,
-                         where: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Row indices ``(train, val, test)`` named by a split column (names compared in lower case).
-
-    Raises:
-        DataError: a row has no split name or an unknown one, or a split has no row.
-    """
-    lookup = {value_key(n).lower(): split for split in SPLITS for n in names.get(split, ())}
-    missing = values.isna().to_numpy()
-    if missing.any():
-        raise DataError(f"{where}: row {int(np.flatnonzero(missing)[0]) + 1}, column '{column}': no split name")
-    parts = values.map(lambda v: lookup.get(value_key(v).lower())).to_numpy(dtype=object)
-    unknown = np.flatnonzero(pd.isna(parts))
-    if unknown.size:
-        i = int(unknown[0])
-        expected = ", ".join(f"{s}: {'/'.join(map(str, names.get(s, ())))}" for s in SPLITS)
-        raise DataError(f"{where}: row {i + 1}, column '{column}': unknown split {shown(values.iloc[i])} "
-                        f"(data.split_names: {expected})")
-    out = []
-    for split in SPLITS:
-        rows = np.flatnonzero(parts == split).astype(np.int64)
-        if rows.size == 0:
-            raise DataError(f"{where}: column '{column}': no row of the {split} split "
-                            f"(values {'/'.join(map(str, names.get(split, ())))})")
-        out.append(rows)
-    return out[0], out[1], out[2]
 
 
 def _numeric_block(frame: pd.DataFrame, columns: Sequence[str], where: str) -> np.ndarray:
@@ -172,12 +42,12 @@ def _numeric_block(frame: pd.DataFrame, columns: Sequence[str], where: str) -> n
         missing = values.isna().to_numpy()
         first = None if is_numeric_column(values) else _first_text(values, missing)
         if first is not None:
-            raise DataError(f"{where}: row {first + 1}, column '{c}': {shown(values.iloc[first])} is not a number "
+            raise DataError(f"{Place(where, c).at(first)}: {shown(values.iloc[first])} is not a number "
                             "(list the column under data.categorical)")
         col = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64)
         inf = np.flatnonzero(np.isinf(col))
         if inf.size:
-            raise DataError(f"{where}: row {int(inf[0]) + 1}, column '{c}': value {col[inf[0]]} is not finite")
+            raise DataError(f"{Place(where, c).at(int(inf[0]))}: value {col[inf[0]]} is not finite")
         block[:, j] = col
     return block
 
@@ -198,8 +68,7 @@ class FeatureEncoder:
     categories: dict[str, list[str]]
     encoding: Literal["onehot", "codes"] = "onehot"
     standardize: bool = True
-    mean: np.ndarray | None = None
-    std: np.ndarray | None = None
+    scaler: Standardizer | None = None
 
     @classmethod
     def fit(cls, frame: pd.DataFrame, train: np.ndarray, *, numeric: Sequence[str],
@@ -214,13 +83,7 @@ class FeatureEncoder:
                                 f"(data.max_categories is {max_categories}); leave it out of data.features")
             categories[c] = names
         enc = cls(list(numeric), categories, encoding, standardize)
-        rows = enc._scaled_block(frame, where)[train]
-        counted = np.isfinite(rows).sum(axis=0)
-        total = np.maximum(counted, 1)
-        enc.mean = np.where(counted > 0, np.nansum(rows, axis=0) / total, 0.0)
-        std = np.sqrt(np.where(counted > 0, np.nansum((rows - enc.mean) ** 2, axis=0) / total, 0.0))
-        std[std == 0] = 1.0
-        enc.std = std
+        enc.scaler = Standardizer.fit(enc._scaled_block(frame, where), train)
         return enc
 
     @property
@@ -245,12 +108,11 @@ class FeatureEncoder:
 
     def transform(self, frame: pd.DataFrame, where: str = "data") -> np.ndarray:
         """The ``(rows, len(names))`` float32 matrix of ``frame``."""
-        if self.mean is None or self.std is None:
+        if self.scaler is None:
             raise RuntimeError("FeatureEncoder.transform before fit")
-        block = self._scaled_block(frame, where)
-        block = np.where(np.isnan(block), self.mean, block)
+        block = self.scaler.fill(self._scaled_block(frame, where))
         if self.standardize:
-            block = (block - self.mean) / self.std
+            block = self.scaler(block)
         parts = [block]
         if self.encoding == "onehot":
             for c in self.categories:

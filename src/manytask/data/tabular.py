@@ -162,14 +162,14 @@ def tabular_split_indices(
 
 
 def _as_target(name: str, values: np.ndarray, n: int) -> torch.Tensor:
+    from manytask.data.encoding import Place, encode_labels
+
     arr = np.asarray(values)
     if arr.ndim == 0 or arr.shape[0] != n:
         raise DataError(f"target column '{name}' has {0 if arr.ndim == 0 else arr.shape[0]} rows but X has {n}")
-    if arr.dtype.kind == "f":
-        return torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
-    if arr.dtype.kind in "iub":
-        return torch.from_numpy(np.ascontiguousarray(arr, dtype=np.int64))
-    raise DataError(f"target column '{name}': expected numeric values, got dtype {arr.dtype}")
+    if arr.dtype.kind not in "fiub":
+        raise DataError(f"target column '{name}': expected numeric values, got dtype {arr.dtype}")
+    return torch.from_numpy(encode_labels(arr, Place("Y_columns", name, "target column", "index", 0))[0])
 
 
 def tabular_splits(
@@ -223,10 +223,9 @@ def tabular_splits(
         n, val_fraction=val_fraction, test_fraction=test_fraction, fraction=fraction, seed=seed
     )
     if standardize:
-        mean = x[train].mean(axis=0)
-        std = x[train].std(axis=0)
-        std[std == 0] = 1.0
-        x = (x - mean) / std
+        from manytask.data.encoding import Standardizer
+
+        x = Standardizer.fit(x, train)(x)
     inputs = torch.from_numpy(x.astype(np.float32))
 
     def part(idx: np.ndarray) -> TensorDataset:

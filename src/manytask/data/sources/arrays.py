@@ -20,17 +20,17 @@ import numpy as np
 import torch
 from pydantic import field_validator
 
-from manytask.data.batch import ChannelAffine, Splits, TensorDataset
+from manytask.data.batch import ChannelAffine, LabelCoding, Splits, TensorDataset
+from manytask.data.encoding import (
+    Place,
+    Standardizer,
+    encode_labels,
+    has_label,
+    split_rows,
+)
 from manytask.data.sources.base import HeldOutFractions, register_source
 from manytask.data.sources.pixels import Normalize, parse_normalize, pixel_transform
 from manytask.data.tabular import tabular_split_indices
-from manytask.data.userdata import (
-    encode_array_labels,
-    has_label,
-    rows_from_codes,
-    split_codes,
-    standardize_features,
-)
 from manytask.errors import ConfigError, DataError
 
 
@@ -67,7 +67,7 @@ def read_npz(path: Path, keys: Sequence[str]) -> dict[str, np.ndarray]:
         raise DataError(f"{path}: not a readable .npz file ({exc})") from None
 
 
-def check_inputs(x: np.ndarray, where: str) -> None:
+def check_inputs(x: np.ndarray, where: Place) -> None:
     """Inputs must be a numeric ``(N, ...)`` array with finite values (names the first bad row)."""
     if x.ndim < 2:
         raise DataError(f"{where}: expected (rows, features...) with at least 2 dimensions, got shape {x.shape}")
@@ -76,8 +76,22 @@ def check_inputs(x: np.ndarray, where: str) -> None:
     if x.dtype.kind == "f":
         finite = np.isfinite(x.reshape(x.shape[0], -1)).all(axis=1)
         if not finite.all():
-            row = int(np.argmin(finite))
-            raise DataError(f"{where}: row {row} has a non-finite value")
+            raise DataError(f"{where.at(int(np.argmin(finite)))}: a value is not finite")
+
+
+def array_labels(values: np.ndarray, n: int, where: Place) -> tuple[np.ndarray, LabelCoding | None]:
+    """A target array with ``n`` rows, encoded by :func:`manytask.data.encoding.encode_labels`.
+
+    Raises:
+        DataError: the row count differs from the inputs', or the dtype is neither numbers
+            nor text.
+    """
+    rows = 0 if values.ndim == 0 else int(values.shape[0])
+    if rows != n:
+        raise DataError(f"{where}: has {rows} rows but the inputs have {n}")
+    if values.dtype.kind not in "biufUS":
+        raise DataError(f"{where}: expected numbers or text, got dtype {values.dtype}")
+    return encode_labels(values, where)
 
 
 @register_source
@@ -105,8 +119,8 @@ class ArraysSource(HeldOutFractions):
     def _normalize(cls, v: object) -> object:
         return parse_normalize(v)
 
-    def _where(self, key: str | None = None) -> str:
-        return f"{self.path}" if key is None else f"{self.path}: array '{key}'"
+    def _where(self, key: str) -> Place:
+        return Place.array(self.path, key)
 
     def _rows(self, arrays: dict[str, np.ndarray], n: int, seed: int) -> tuple[np.ndarray, ...]:
         if self.split is None:
@@ -115,8 +129,7 @@ class ArraysSource(HeldOutFractions):
         values = arrays[self.split]
         if values.ndim != 1 or values.shape[0] != n:
             raise DataError(f"{self._where(self.split)}: expected shape ({n},) to match the inputs, got {values.shape}")
-        codes = split_codes(values, self._where(self.split))
-        return rows_from_codes(codes, fraction=self.fraction, seed=seed, where=self._where(self.split))
+        return split_rows(values, self._where(self.split), fraction=self.fraction, seed=seed)
 
     def _inputs(self, x: np.ndarray, train: np.ndarray) -> tuple[torch.Tensor, ChannelAffine | None]:
         where = self._where(self.inputs)
@@ -130,7 +143,7 @@ class ArraysSource(HeldOutFractions):
             raise ConfigError(f"data.normalize: applies to uint8 images, but {where} has dtype {x.dtype} (use data.standardize)")
         feats = x.astype(np.float32)
         if self.standardize:
-            feats = standardize_features(feats, train)
+            feats = Standardizer.fit(feats, train)(feats).astype(np.float32)
         return torch.from_numpy(np.ascontiguousarray(feats)), None
 
     def build(self, columns: Sequence[str], seed: int) -> Splits:
@@ -142,7 +155,8 @@ class ArraysSource(HeldOutFractions):
         n = int(x.shape[0])
         targets, codings = {}, {}
         for col in columns:
-            targets[col], coding = encode_array_labels(arrays[col], n, self._where(col))
+            y, coding = array_labels(arrays[col], n, self._where(col))
+            targets[col] = torch.from_numpy(y)
             if coding is not None:
                 codings[col] = coding
         train, val, test = self._rows(arrays, n, seed)
@@ -156,5 +170,5 @@ class ArraysSource(HeldOutFractions):
         splits = Splits(part(train), part(val), part(test))
         for col, t in splits.train.targets.items():
             if not has_label(t):
-                raise DataError(f"{self._where(col)}: no label in the training split")
+                raise DataError(f"{self._where(col)} has no label in the training rows")
         return splits

@@ -20,6 +20,7 @@ import torch
 from pydantic import Field, field_validator
 
 from manytask.data.batch import Splits, TensorDataset
+from manytask.data.encoding import Place, encode_labels, has_label, split_rows
 from manytask.data.image_folder import (
     LabelTable,
     decode_images,
@@ -30,12 +31,6 @@ from manytask.data.image_folder import (
 from manytask.data.sources.base import HeldOutFractions, register_source
 from manytask.data.sources.pixels import Normalize, parse_normalize, pixel_transform
 from manytask.data.tabular import tabular_split_indices
-from manytask.data.userdata import (
-    encode_text_labels,
-    has_label,
-    rows_from_codes,
-    split_codes,
-)
 from manytask.errors import DataError
 
 
@@ -96,15 +91,15 @@ class ImagesSource(HeldOutFractions):
         if self.split_column is None:
             return tabular_split_indices(n, val_fraction=self.val_fraction, test_fraction=self.test_fraction,
                                          fraction=self.fraction, seed=seed)
-        where = f"{table.path}: column '{self.split_column}'"
-        codes = split_codes(table.cells[self.split_column], where, table.line)
-        return rows_from_codes(codes, fraction=self.fraction, seed=seed, where=where)
+        return split_rows(table.cells[self.split_column], Place(str(table.path), self.split_column),
+                          fraction=self.fraction, seed=seed)
 
     def build(self, columns: Sequence[str], seed: int) -> Splits:
         root, table = self._table(columns)
         targets, codings = {}, {}
         for col in columns:
-            targets[col], coding = encode_text_labels(table.cells[col], f"{table.path}: column '{col}'", table.line)
+            y, coding = encode_labels(table.cells[col], Place(str(table.path), col))
+            targets[col] = torch.from_numpy(y)
             if coding is not None:
                 codings[col] = coding
         train, val, test = self._rows(table, seed)
@@ -124,5 +119,5 @@ class ImagesSource(HeldOutFractions):
         splits = Splits(part(0, train), part(n_train, val), part(n_train + n_val, test))
         for col, t in splits.train.targets.items():
             if not has_label(t):
-                raise DataError(f"{table.path}: column '{col}' has no label in the training split")
+                raise DataError(f"{Place(str(table.path), col)} has no label in the training rows")
         return splits

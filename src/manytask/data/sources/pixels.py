@@ -20,10 +20,9 @@ import torch
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from manytask.data.batch import ChannelAffine
-from manytask.data.userdata import channel_mean_std
 from manytask.errors import ConfigError
 
-__all__ = ["FixedNormalization", "Normalize", "parse_normalize", "pixel_transform"]
+__all__ = ["FixedNormalization", "Normalize", "channel_mean_std", "parse_normalize", "pixel_transform"]
 
 
 class FixedNormalization(BaseModel):
@@ -78,6 +77,28 @@ def parse_normalize(value: Any) -> Any:
         msg = {"missing": "field required", "extra_forbidden": "unknown field"}.get(
             e["type"], e["msg"].removeprefix("Value error, "))
         raise ValueError(msg if msg.startswith(f"{where}:") else f"{where}: {msg}") from None
+
+
+def channel_mean_std(images: torch.Tensor, rows: np.ndarray, max_value: float = 255.0,
+                     chunk: int = 2048) -> tuple[list[float], list[float]]:
+    """Per-channel mean and (population) standard deviation of ``images[rows] / max_value``.
+
+    ``images`` is ``(N, C, ...)`` (channel = dimension 1); the sums are accumulated in
+    float64 over chunks of rows. A channel with zero spread gets a standard deviation of 1.
+    """
+    c = int(images.shape[1])
+    total = torch.zeros(c, dtype=torch.float64)
+    squares = torch.zeros(c, dtype=torch.float64)
+    idx = torch.from_numpy(np.asarray(rows, dtype=np.int64))
+    for start in range(0, idx.numel(), chunk):
+        part = images[idx[start : start + chunk]].to(torch.float64).transpose(0, 1).reshape(c, -1)
+        total += part.sum(dim=1)
+        squares += (part * part).sum(dim=1)
+    count = idx.numel() * (images[0].numel() // c) if idx.numel() else 1
+    mean = total / count
+    var = (squares / count - mean * mean).clamp_min(0.0)
+    std = torch.where(var > 0, var.sqrt() / max_value, torch.ones_like(var))
+    return (mean / max_value).tolist(), std.tolist()
 
 
 def pixel_transform(normalize: Normalize, images: torch.Tensor, train_rows: np.ndarray, *,

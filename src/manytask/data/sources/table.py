@@ -15,6 +15,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from manytask.data.batch import LabelCoding, LabelScale, Splits, TensorDataset
+from manytask.data.encoding import SPLIT_NAMES
 from manytask.data.sources.base import HeldOutFractions, register_source
 from manytask.errors import ConfigError, DataError
 
@@ -46,6 +47,8 @@ def read_table(path: str | Path, fmt: str = "auto", *, text_columns: Sequence[st
     """
     import pandas as pd
 
+    from manytask.data.encoding import MISSING_TEXT, value_key
+
     p = Path(path).expanduser()
     if not p.exists():
         raise DataError(f"{p}: file not found")
@@ -59,13 +62,12 @@ def read_table(path: str | Path, fmt: str = "auto", *, text_columns: Sequence[st
             except ImportError:
                 raise DataError(f"{p}: reading Parquet needs pyarrow: pip install 'manytask[parquet]'") from None
             frame = pd.read_parquet(p, engine="pyarrow")
-            from manytask.data.table_encoding import value_key
-
             for c in text_columns:
                 if c in frame.columns:
                     frame[c] = frame[c].map(value_key, na_action="ignore")
         else:
-            frame = pd.read_csv(p, sep=delimiter, dtype={c: str for c in text_columns})
+            frame = pd.read_csv(p, sep=delimiter, dtype={c: str for c in text_columns},
+                                na_values=list(MISSING_TEXT), keep_default_na=False)
     except DataError:
         raise
     except (OSError, ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
@@ -83,13 +85,14 @@ def _missing_column(where: str, column: str, role: str, frame: pd.DataFrame) -> 
 
 
 class SplitNames(BaseModel):
-    """The values of ``split_column`` that name each split (compared in lower case)."""
+    """The values of ``split_column`` that name each split (compared in lower case; defaults:
+    :data:`manytask.data.encoding.SPLIT_NAMES`)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    train: list[str] = Field(default_factory=lambda: ["train"])
-    val: list[str] = Field(default_factory=lambda: ["val", "valid", "validation"])
-    test: list[str] = Field(default_factory=lambda: ["test"])
+    train: list[str] = Field(default_factory=lambda: list(SPLIT_NAMES["train"]))
+    val: list[str] = Field(default_factory=lambda: list(SPLIT_NAMES["val"]))
+    test: list[str] = Field(default_factory=lambda: list(SPLIT_NAMES["test"]))
 
 
 @register_source
@@ -173,22 +176,19 @@ class TableSource(HeldOutFractions):
 
     # ---------------------------------------------------------------- build
     def _split(self, frame: pd.DataFrame, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        from manytask.data.table_encoding import split_rows_by_column
+        from manytask.data.encoding import Place, split_rows
         from manytask.data.tabular import tabular_split_indices
 
         if not self.split_column:
             return tabular_split_indices(len(frame), val_fraction=self.val_fraction,
                                          test_fraction=self.test_fraction, fraction=self.fraction, seed=seed)
-        train, val, test = split_rows_by_column(frame[self.split_column], self.split_names.model_dump(),
-                                                column=self.split_column, where=self.path)
-        keep = round(self.fraction * len(train))
-        if keep < 1:
-            raise ConfigError(f"fraction: {self.fraction} of {len(train)} training rows leaves no training row")
-        train = np.sort(np.random.default_rng(seed).permutation(train)[:keep])
-        return train, val, test
+        return split_rows(frame[self.split_column], Place(self.path, self.split_column),
+                          names=self.split_names.model_dump(), fraction=self.fraction, seed=seed,
+                          setting="data.split_names")
 
     def _encoder(self, frame: pd.DataFrame, features: list[str], train: np.ndarray) -> Any:
-        from manytask.data.table_encoding import FeatureEncoder, is_numeric_column
+        from manytask.data.encoding import is_numeric_column
+        from manytask.data.table_encoding import FeatureEncoder
 
         if self.categorical is None:
             categorical = [c for c in features if not is_numeric_column(frame[c])]
@@ -201,23 +201,23 @@ class TableSource(HeldOutFractions):
 
     def _labels(self, frame: pd.DataFrame, columns: Sequence[str], train: np.ndarray
                 ) -> tuple[dict[str, torch.Tensor], dict[str, LabelCoding], dict[str, LabelScale]]:
-        from manytask.data.table_encoding import encode_labels
+        from manytask.data.encoding import Place, Standardizer, encode_labels, has_label
 
         targets: dict[str, torch.Tensor] = {}
         codings: dict[str, LabelCoding] = {}
         scales: dict[str, LabelScale] = {}
         for c in columns:
-            y, coding = encode_labels(frame[c], column=c, where=self.path, classes=self.classes.get(c))
-            if np.isnan(y[train]).all():
-                raise DataError(f"{self.path}: column '{c}' has no label in the training rows")
+            y, coding = encode_labels(frame[c], Place(self.path, c), classes=self.classes.get(c))
+            if not has_label(y[train]):
+                raise DataError(f"{Place(self.path, c)} has no label in the training rows")
             if coding is not None:
                 codings[c] = coding
             if c in self.standardize_targets:
                 if coding is not None:
                     raise DataError(f"{coding.origin}; data.standardize_targets needs numbers")
-                seen = y[train][~np.isnan(y[train])].astype(np.float64)
-                scales[c] = LabelScale(float(seen.mean()), float(seen.std()) or 1.0)
-                y = ((y - scales[c].mean) / scales[c].std).astype(np.float32)
+                scaler = Standardizer.fit(y.astype(np.float64), train)
+                scales[c] = LabelScale(float(scaler.mean), float(scaler.std))
+                y = scaler(y).astype(np.float32)
             targets[c] = torch.from_numpy(y)
         return targets, codings, scales
 
