@@ -36,6 +36,7 @@ from torch import Tensor, nn
 from manytask.data.batch import TensorDataset
 from manytask.tasks import Task, stack_losses
 from manytask.weighting import SharedParts, WeightingMethod, available, create_from_train, min_norm_weights, write_grads
+from manytask.weighting.terms import element_losses, stack_means
 
 try:  # the library's model; a local copy of the same architecture if it is not importable
     from manytask.models import LeNetTrunk, MultiTaskModel
@@ -97,8 +98,12 @@ def _make_step(name: str, engine: str | None, tasks: list[Task], base: nn.Module
     def step() -> None:
         opt.zero_grad(set_to_none=True)
         z, preds = model.forward_with_features(x)
-        losses = stack_losses(tasks, preds, y)
         shared = SharedParts(params=model.shared_parameters(), features=z, last_layer=model.last_shared_layer())
+        if method.wants_loss_terms:  # as the trainer does: per-element terms and their means
+            shared.terms = element_losses(tasks, preds, y)
+            losses = stack_means(tasks, shared.terms)
+        else:
+            losses = stack_losses(tasks, preds, y)
         method.backward(losses, shared)
         opt.step()
         if hook:

@@ -12,6 +12,7 @@ import yaml
 from typer.testing import CliRunner
 
 from manytask.cli import app
+from manytask.models import available_trunks
 
 ROOT = Path(__file__).resolve().parents[2]
 runner = CliRunner()
@@ -91,5 +92,5 @@ def test_console_script_exit_code(tmp_path) -> None:
                           capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
-        f"manytask: error: {tmp_path / 'c.yaml'}: model.trunk: unknown trunk 'nosuch' (expected one of lenet, mlp, resnet, or an import path module:function)"]
+        f"manytask: error: {tmp_path / 'c.yaml'}: model.trunk: unknown trunk 'nosuch' (expected one of {', '.join(available_trunks())}, or an import path module:function)"]
     assert "Traceback" not in proc.stderr
