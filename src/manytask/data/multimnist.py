@@ -54,6 +54,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypedDict
 
 import numpy as np
 import torch
@@ -61,12 +62,16 @@ import torch
 from manytask.data.batch import Splits, TensorDataset
 from manytask.errors import ConfigError, DataError
 
+if TYPE_CHECKING:
+    from typing_extensions import Required, Unpack
+
 __all__ = [
     "MASK_BACKGROUND",
     "MULTIMNIST_COLUMNS",
     "MULTIMNIST_MEAN",
     "MULTIMNIST_STD",
     "MultiMNISTMeta",
+    "MultiMNISTOptions",
     "build_multimnist",
     "build_multimnist_with_metadata",
     "digit_mask",
@@ -96,6 +101,20 @@ MULTIMNIST_MEAN: float = 0.1410
 MULTIMNIST_STD: float = 0.3208
 
 _SPLIT_NAMES = ("train", "val", "test")
+
+
+class MultiMNISTOptions(TypedDict, total=False):
+    """The keyword arguments of :func:`build_multimnist_with_metadata`, for the type checker."""
+
+    train_size: Required[int]
+    val_size: Required[int]
+    test_size: Required[int]
+    pool_fractions: Sequence[float]
+    max_shift: int
+    fraction: float
+    columns: Sequence[str]
+    seed: int
+    normalize: bool | tuple[float, float]
 
 
 @dataclass(frozen=True)
@@ -285,6 +304,50 @@ def _make_split(
     return TensorDataset(inputs, targets)
 
 
+def _as_labels(labels: np.ndarray, n: int) -> np.ndarray:
+    """``labels`` as int64 non-negative classes, one per source image."""
+    labs = np.asarray(labels)
+    if labs.ndim != 1 or labs.shape[0] != n:
+        raise DataError(f"labels: expected shape ({n},) to match images, got {labs.shape}")
+    if labs.dtype.kind not in "iu" and not (labs.size == 0 or np.array_equal(labs, np.rint(labs))):
+        raise DataError("labels: expected integer class labels")
+    labs = labs.astype(np.int64)
+    if labs.size and labs.min() < 0:
+        raise DataError(f"labels: expected non-negative classes, found {int(labs.min())}")
+    return labs
+
+
+def _train_count(fraction: float, train_size: int) -> int:
+    """The number of training samples kept: ``round(fraction · train_size)``, at least 1."""
+    try:
+        frac = float(fraction)
+    except (TypeError, ValueError):
+        raise ConfigError(f"fraction: expected a number in (0, 1], got {fraction!r}") from None
+    if not (0.0 < frac <= 1.0):
+        raise ConfigError(f"fraction: must be in (0, 1], got {fraction}")
+    n_train = int(round(frac * train_size))
+    if n_train < 1:
+        raise ConfigError(f"fraction: {fraction} of train_size {train_size} leaves no training sample")
+    return n_train
+
+
+def _checked_columns(columns: Sequence[str]) -> tuple[str, ...]:
+    cols = (columns,) if isinstance(columns, str) else tuple(columns)
+    unknown = [c for c in cols if c not in MULTIMNIST_COLUMNS]
+    if unknown:
+        raise ConfigError(
+            f"columns: unknown column '{unknown[0]}' (expected some of {', '.join(MULTIMNIST_COLUMNS)})"
+        )
+    return tuple(dict.fromkeys(cols))
+
+
+def _pools(n_src: int, pool_fractions: Sequence[float], ss: np.random.SeedSequence) -> dict[str, np.ndarray]:
+    """Disjoint sorted pools of source digit indices for the train, val and test splits."""
+    a, b, c = _pool_sizes(n_src, pool_fractions)
+    perm = np.random.default_rng(ss).permutation(n_src)
+    return {"train": np.sort(perm[:a]), "val": np.sort(perm[a : a + b]), "test": np.sort(perm[a + b : a + b + c])}
+
+
 def build_multimnist_with_metadata(
     images: np.ndarray,
     labels: np.ndarray,
@@ -299,21 +362,34 @@ def build_multimnist_with_metadata(
     seed: int = 0,
     normalize: bool | tuple[float, float] = True,
 ) -> tuple[Splits, dict[str, MultiMNISTMeta]]:
-    """Like :func:`build_multimnist`, and also how every sample was built.
+    """Build MultiMNIST train/validation/test sets from real digits (see the module docstring),
+    and record how every sample was built.
+
+    Args:
+        images: ``(M, H, W)`` or ``(M, H*W)`` source digits: uint8 0..255, other numbers in
+            [0, 255], or floats in [0, 1].
+        labels: ``(M,)`` non-negative integer classes.
+        train_size, val_size, test_size: number of samples per split (before ``fraction``).
+        pool_fractions: shares of the source digits reserved for the train, val and test
+            pools (disjoint; sum <= 1).
+        max_shift: ``s``; the canvas is ``(H + 2s) × (W + 2s)`` (36×36 for MNIST, s = 4).
+        fraction: share of the ``train_size`` training samples kept, nested across fractions.
+        columns: target columns to build, from :data:`MULTIMNIST_COLUMNS`.
+        seed: seeds the pool split and each split's sampling.
+        normalize: True for ``(x - MULTIMNIST_MEAN) / MULTIMNIST_STD``, False for raw [0, 1]
+            pixels, or an explicit ``(mean, std)``.
 
     Returns:
-        ``(splits, meta)`` where ``meta`` maps ``"train"``, ``"val"``, ``"test"`` to a
-        :class:`MultiMNISTMeta` aligned row by row with that split.
+        ``(splits, meta)``: :class:`~manytask.data.batch.Splits` with inputs
+        ``(N, 1, H+2s, W+2s)`` float32, and ``meta`` mapping ``"train"``, ``"val"``,
+        ``"test"`` to a :class:`MultiMNISTMeta` aligned row by row with that split.
+
+    Raises:
+        ConfigError: an argument is invalid (the message names it).
+        DataError: ``images`` / ``labels`` are malformed.
     """
     imgs = _as_uint8_images(images)
-    labs = np.asarray(labels)
-    if labs.ndim != 1 or labs.shape[0] != imgs.shape[0]:
-        raise DataError(f"labels: expected shape ({imgs.shape[0]},) to match images, got {labs.shape}")
-    if labs.dtype.kind not in "iu" and not (labs.size == 0 or np.array_equal(labs, np.rint(labs))):
-        raise DataError("labels: expected integer class labels")
-    labs = labs.astype(np.int64)
-    if labs.size and labs.min() < 0:
-        raise DataError(f"labels: expected non-negative classes, found {int(labs.min())}")
+    labs = _as_labels(labels, int(imgs.shape[0]))
     sizes = {
         "train": _check_int("train_size", train_size, 1),
         "val": _check_int("val_size", val_size, 0),
@@ -321,33 +397,13 @@ def build_multimnist_with_metadata(
     }
     shift = _check_int("max_shift", max_shift, 0)
     seed = _check_int("seed", seed, 0)
-    try:
-        frac = float(fraction)
-    except (TypeError, ValueError):
-        raise ConfigError(f"fraction: expected a number in (0, 1], got {fraction!r}") from None
-    if not (0.0 < frac <= 1.0):
-        raise ConfigError(f"fraction: must be in (0, 1], got {fraction}")
-    n_train = int(round(frac * sizes["train"]))
-    if n_train < 1:
-        raise ConfigError(f"fraction: {fraction} of train_size {sizes['train']} leaves no training sample")
-    cols = (columns,) if isinstance(columns, str) else tuple(columns)
-    unknown = [c for c in cols if c not in MULTIMNIST_COLUMNS]
-    if unknown:
-        raise ConfigError(
-            f"columns: unknown column '{unknown[0]}' (expected some of {', '.join(MULTIMNIST_COLUMNS)})"
-        )
-    cols = tuple(dict.fromkeys(cols))
+    n_train = _train_count(fraction, sizes["train"])
+    cols = _checked_columns(columns)
     norm = _normalization(normalize)
 
     pool_ss, *split_ss = np.random.SeedSequence(seed).spawn(4)
     n_src = int(imgs.shape[0])
-    a, b, c = _pool_sizes(n_src, pool_fractions)
-    perm = np.random.default_rng(pool_ss).permutation(n_src)
-    pools = {
-        "train": np.sort(perm[:a]),
-        "val": np.sort(perm[a : a + b]),
-        "test": np.sort(perm[a + b : a + b + c]),
-    }
+    pools = _pools(n_src, pool_fractions, pool_ss)
     canvas = (int(imgs.shape[1]) + 2 * shift, int(imgs.shape[2]) + 2 * shift)
     datasets: dict[str, TensorDataset] = {}
     metas: dict[str, MultiMNISTMeta] = {}
@@ -372,54 +428,10 @@ def build_multimnist_with_metadata(
     return Splits(datasets["train"], datasets["val"], datasets["test"]), metas
 
 
-def build_multimnist(
-    images: np.ndarray,
-    labels: np.ndarray,
-    *,
-    train_size: int,
-    val_size: int,
-    test_size: int,
-    pool_fractions: Sequence[float] = (0.7, 0.1, 0.2),
-    max_shift: int = 4,
-    fraction: float = 1.0,
-    columns: Sequence[str] = ("left", "right"),
-    seed: int = 0,
-    normalize: bool | tuple[float, float] = True,
-) -> Splits:
+def build_multimnist(images: np.ndarray, labels: np.ndarray, **options: Unpack[MultiMNISTOptions]) -> Splits:
     """Build MultiMNIST train/validation/test sets from real digits (see the module docstring).
 
-    Args:
-        images: ``(M, H, W)`` or ``(M, H*W)`` source digits: uint8 0..255, other numbers in
-            [0, 255], or floats in [0, 1].
-        labels: ``(M,)`` non-negative integer classes.
-        train_size, val_size, test_size: number of samples per split (before ``fraction``).
-        pool_fractions: shares of the source digits reserved for the train, val and test
-            pools (disjoint; sum <= 1).
-        max_shift: ``s``; the canvas is ``(H + 2s) × (W + 2s)`` (36×36 for MNIST, s = 4).
-        fraction: share of the ``train_size`` training samples kept, nested across fractions.
-        columns: target columns to build, from :data:`MULTIMNIST_COLUMNS`.
-        seed: seeds the pool split and each split's sampling.
-        normalize: True for ``(x - MULTIMNIST_MEAN) / MULTIMNIST_STD``, False for raw [0, 1]
-            pixels, or an explicit ``(mean, std)``.
-
-    Returns:
-        :class:`~manytask.data.batch.Splits` with inputs ``(N, 1, H+2s, W+2s)`` float32.
-
-    Raises:
-        ConfigError: an argument is invalid (the message names it).
-        DataError: ``images`` / ``labels`` are malformed.
+    Takes the arguments of :func:`build_multimnist_with_metadata` (documented there) and
+    returns its splits only.
     """
-    splits, _ = build_multimnist_with_metadata(
-        images,
-        labels,
-        train_size=train_size,
-        val_size=val_size,
-        test_size=test_size,
-        pool_fractions=pool_fractions,
-        max_shift=max_shift,
-        fraction=fraction,
-        columns=columns,
-        seed=seed,
-        normalize=normalize,
-    )
-    return splits
+    return build_multimnist_with_metadata(images, labels, **options)[0]
