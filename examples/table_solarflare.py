@@ -16,14 +16,12 @@ draws its own split. Scores are in flares, from each run's `predictions.csv`.
 
 from __future__ import annotations
 
-import argparse
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from table_common import manytask_init, parse_args
 
 from manytask.config import ExperimentConfig, load_config
 from manytask.experiment import build_data, columns_for, run_experiment
@@ -68,17 +66,9 @@ def constant_scores(cfg: ExperimentConfig) -> dict[str, tuple[float, float]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("runs/tables"))
-    parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=1)
-    args = parser.parse_args()
-    args.out.mkdir(parents=True, exist_ok=True)
-    csv = export(args.out)
-    cfg_path = args.out / "solarflare.yaml"
+    args = parse_args(__doc__.splitlines()[0])
     kinds = [arg for t in TARGETS for arg in ("--kind", f"{t}=regression")]
-    subprocess.run([sys.executable, "-m", "manytask.cli", "init", str(csv), "--targets", ",".join(TARGETS),
-                    *kinds, "--out", str(cfg_path), "--force"], check=True)
+    cfg_path = manytask_init(export(args.out), TARGETS, args.out / "solarflare.yaml", *kinds)
     rows: dict[str, list[dict[str, tuple[float, float]]]] = {"constant (training mean)": [], "single-task": [],
                                                               "multi-task (uniform)": []}
     for seed in range(args.seeds):

@@ -15,14 +15,12 @@
 
 from __future__ import annotations
 
-import argparse
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from table_common import manytask_init, parse_args
 
 from manytask.config import ExperimentConfig, load_config
 from manytask.experiment import build_data, columns_for, run_experiment
@@ -77,16 +75,9 @@ def constant(cfg: ExperimentConfig, truth: pd.DataFrame) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("runs/tables"))
-    parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=1)
-    args = parser.parse_args()
-    args.out.mkdir(parents=True, exist_ok=True)
+    args = parse_args(__doc__.splitlines()[0])
     paths = export(args.out)
-    cfg_path = args.out / "yeast.yaml"
-    subprocess.run([sys.executable, "-m", "manytask.cli", "init", str(paths["blanked"]), "--targets", ",".join(LABELS),
-                    "--id-column", "gene", "--out", str(cfg_path), "--force"], check=True)
+    cfg_path = manytask_init(paths["blanked"], LABELS, args.out / "yeast.yaml", "--id-column", "gene")
     truth = pd.read_csv(paths["blanked"], dtype={"gene": str}).set_index("gene")
     rows: dict[str, list[tuple[float, float]]] = {"constant (majority class)": []}
     variants = {"table, blanks masked": "blanked", "table, blanks as negatives": "as_zero",
