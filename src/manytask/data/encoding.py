@@ -241,7 +241,7 @@ def _codes(cells: np.ndarray, keys: np.ndarray, missing: np.ndarray, names: list
     """Class indices (int64, -1 = missing) of the names ``keys``."""
     index = {n: i for i, n in enumerate(names)}
     codes = np.full(len(keys), -1, dtype=np.int64)
-    for i in np.flatnonzero(~missing):
+    for i in np.flatnonzero(~missing).tolist():
         code = index.get(keys[i])
         if code is None:
             raise DataError(f"{place.at(i)}: value {shown(cells[i])} is not one of the classes "
