@@ -39,6 +39,8 @@ def guarded(fn: F) -> F:
             fail(f"{err.filename}: file not found")
         except PermissionError as err:
             fail(f"{err.filename}: permission denied")
+        except (NotADirectoryError, IsADirectoryError, FileExistsError) as err:
+            fail(f"{err.filename}: {(err.strerror or type(err).__name__).lower()}")
         except KeyboardInterrupt:
             fail("interrupted", 130)
 
@@ -52,7 +54,10 @@ def parse_overrides(items: list[str] | None) -> dict[str, Any]:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise ConfigError(f"--set '{item}': expected KEY=VALUE")
-        out[key.strip()] = yaml.safe_load(value)
+        try:
+            out[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise ConfigError(f"--set '{item}': value is not valid YAML") from None
     return out
 
 
@@ -79,7 +84,14 @@ def run(
     rd = out or default_run_dir(cfg.output_dir, cfg.name)
     if resume and out is None:
         raise ConfigError("--resume needs --out naming the run directory to continue")
-    result = run_experiment(cfg, rd, progress=not quiet, resume=resume)
+    if out is not None and out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out}: exists and is not a directory")
+    try:
+        result = run_experiment(cfg, rd, progress=not quiet, resume=resume)
+    except ManytaskError as err:  # errors found after loading still name the config file
+        if str(config) not in str(err):
+            err.args = (f"{config}: {err}",)
+        raise
     rows = {f"{cfg.weighting.name} (epoch {result.best_epoch})": result.test or {}}
     typer.echo(metrics_table(rows, cfg.build_tasks(), title=f"test metrics — {cfg.name}"))
     if cfg.grouping.method == "selective_sharing":

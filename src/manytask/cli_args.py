@@ -34,6 +34,8 @@ def parse_int_list(value: str | Sequence[int], what: str) -> list[int]:
 def _seed_count(value: int) -> list[int]:
     if value < 1:
         raise ConfigError(f"--seeds: need at least one seed, got {value}")
+    if value > 10_000:
+        raise ConfigError(f"--seeds: {value} seeds is more than 10,000 (a list such as 0,3,7 names seeds)")
     return list(range(value))
 
 
@@ -57,6 +59,8 @@ def parse_seeds(value: str | int | Sequence[int]) -> list[int]:
         raise ConfigError("--seeds: no seed given")
     if any(s < 0 for s in seeds):
         raise ConfigError(f"--seeds: seeds must be >= 0, got {seeds}")
+    if any(s > 2**63 - 1 for s in seeds):
+        raise ConfigError(f"--seeds: seeds must be < 2**63, got {max(seeds)}")
     return list(dict.fromkeys(seeds))
 
 

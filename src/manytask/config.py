@@ -10,21 +10,28 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError, field_validator, model_validator
 
 from manytask.data.sources import DataSource, parse_source
 from manytask.data.sources.base import validation_message
 from manytask.data.sources.multimnist import MultiMNISTSource
 from manytask.errors import ConfigError
+from manytask.safe_yaml import read_yaml_file
 from manytask.models.registry import TrunkSpec
 from manytask.tasks import TASK_KINDS, Task, one_vs_all
 
 
+#: the widest layer a config may ask for (a typo such as ``features: 10**12`` is refused before
+#: anything is allocated)
+MAX_WIDTH = 65536
+#: seeds must fit the random generators (a signed 64-bit integer)
+MAX_SEED = 2**63 - 1
+
+
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class TaskConfig(_Strict):
@@ -38,6 +45,15 @@ class TaskConfig(_Strict):
     #: K: this entry stands for K binary tasks ``{name}_{k}``, class k of column ``target``
     #: (default ``name``) against the rest (homogeneous multi-task learning)
     one_vs_all: int | None = Field(None, ge=2)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        bad = [c for c in (".", "/") if c in v]
+        if not v.strip() or bad or any(not c.isprintable() for c in v):
+            why = f"contains '{bad[0]}'" if bad else "is empty or unprintable"
+            raise ValueError(f"task name {v!r} {why} (use letters, digits, '_' or '-')")
+        return v
 
     @field_validator("kind")
     @classmethod
@@ -66,9 +82,9 @@ class ModelConfig(_Strict):
 
     trunk: str = "lenet"
     width: float = Field(1.0, gt=0)
-    features: int = Field(50, ge=1)
-    hidden: list[int] = Field(default_factory=lambda: [256, 128])
-    head_hidden: int = Field(50, ge=1)
+    features: int = Field(50, ge=1, le=MAX_WIDTH)
+    hidden: list[Annotated[int, Field(ge=1, le=MAX_WIDTH)]] = Field(default_factory=lambda: [256, 128])
+    head_hidden: int = Field(50, ge=1, le=MAX_WIDTH)
     dropout: float = Field(0.0, ge=0, lt=1)
     options: dict[str, Any] = Field(default_factory=dict)
     #: hidden widths of one identical, identically initialised branch per task (Selective
@@ -153,7 +169,7 @@ class ExperimentConfig(_Strict):
 
     name: str = "experiment"
     plugins: list[str] = Field(default_factory=list)
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=MAX_SEED)
     output_dir: str = "runs"
     data: SerializeAsAny[DataSource] = Field(default_factory=MultiMNISTSource)
 
@@ -225,12 +241,11 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Ex
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"{p}: config file not found")
-    try:
-        data = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        line = f" line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{p}:{line} is not valid YAML") from None
+    data = read_yaml_file(p)
+    if data is None:
+        raise ConfigError(f"{p}: empty config file (expected a mapping with at least 'tasks')")
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p}: expected a mapping at the top level, got {type(data).__name__}")
     for key, value in (overrides or {}).items():
         set_dotted(data, key, value)
     return parse_config(data, where=str(p))
@@ -241,7 +256,8 @@ def set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
     parts = key.split(".")
     cur = data
     for part in parts[:-1]:
-        cur = cur.setdefault(part, {})
-        if not isinstance(cur, dict):
+        nxt = cur.setdefault(part, {})
+        if not isinstance(nxt, dict):
             raise ConfigError(f"override '{key}': '{part}' is not a mapping")
+        cur = nxt
     cur[parts[-1]] = value

@@ -151,6 +151,11 @@ def load_digits_source(
         images, labels = load_mnist_dir(idx_dir)
         if images.shape[1:] != (28, 28):
             raise DataError(f"{idx_dir}: expected 28x28 digits, found {images.shape[1]}x{images.shape[2]}")
+        outside = np.flatnonzero((labels < 0) | (labels > 9))
+        if outside.size:  # checked over the whole file, not only the digits a run samples
+            i = int(outside[0])
+            raise DataError(f"{idx_dir}: label {int(labels[i])} of digit {i} is not a digit 0-9 "
+                            f"({outside.size} such label(s) in the labels file)")
         parts.append((images, labels))
     if len(parts) == 1:
         return parts[0]

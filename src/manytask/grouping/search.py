@@ -102,7 +102,7 @@ from manytask.grouping.selection import (
 from manytask.grouping.table import Candidate, CandidateTable
 from manytask.jsonable import to_jsonable
 from manytask.reporting.tables import markdown_table
-from manytask.runner import Executor, make_executor
+from manytask.runner import EXECUTORS, Executor, make_executor
 
 __all__ = [
     "METHODS",
@@ -360,6 +360,17 @@ def group_search(
     if not budgets:
         raise ConfigError("budgets: no budget given")
     E = cfg.training.epochs
+    if method == "esa":
+        ceil_epochs(E, esa_fraction)  # checks esa_fraction before anything is written
+    if method in ("tag", "cosine") and tag_every < 1:
+        raise ConfigError(f"tag_every: must be >= 1, got {tag_every}")
+    if isinstance(executor, str):
+        if executor not in EXECUTORS:
+            raise ConfigError(f"executor: unknown executor '{executor}' (expected one of {', '.join(EXECUTORS)})")
+        if executor != "sequential" and workers < 1:
+            raise ConfigError(f"workers must be >= 1, got {workers}")
+    if out_dir is not None and Path(out_dir).exists() and not Path(out_dir).is_dir():
+        raise ConfigError(f"--out {out_dir}: already exists and is not a directory")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     _check_folder(out, cfg, base)

