@@ -15,11 +15,12 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
-from torch import Tensor
+import torch
+from torch import Tensor, nn
 
 from manytask.errors import ConfigError, ManytaskError
 
-__all__ = ["NONFINITE_POLICIES", "DivergenceWarning", "LossGuard", "NonFiniteLoss"]
+__all__ = ["NONFINITE_POLICIES", "DivergenceWarning", "LossGuard", "NonFiniteLoss", "check_finite_parameters"]
 
 NONFINITE_POLICIES = ("stop", "skip")
 
@@ -89,3 +90,12 @@ class LossGuard:
 
     def summary(self) -> dict[str, Any]:
         return {"policy": self.policy, **self.state()}
+
+
+def check_finite_parameters(model: nn.Module, step: int, epoch: int) -> None:
+    """Raise :class:`NonFiniteLoss` when a parameter of ``model`` holds NaN or inf: non-finite
+    weights are never checkpointed (a finite loss can still overflow an update)."""
+    bad = [n for n, p in model.named_parameters() if not bool(torch.isfinite(p).all())]
+    if bad:
+        raise NonFiniteLoss(f"epoch {epoch}: parameter '{bad[0]}' is not finite after the epoch",
+                            step=step, epoch=epoch, tasks=[])

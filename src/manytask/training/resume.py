@@ -8,14 +8,18 @@ differing field, before anything in the run directory is touched.
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
+
+import torch
 
 from manytask.errors import ConfigError
 from manytask.jsonable import to_jsonable
 
-__all__ = ["RESUMABLE_CHANGES", "check_same_config", "config_differences"]
+__all__ = ["RESUMABLE_CHANGES", "check_same_config", "config_differences", "restore_weights"]
 
 #: dotted keys (and key prefixes ending in '.') that may change between a run and its resume
 RESUMABLE_CHANGES = ("name", "output_dir", "training.epochs", "training.threads", "training.device",
@@ -60,3 +64,17 @@ def check_same_config(recorded: Mapping[str, Any], new: Mapping[str, Any], where
     more = f" (and {len(diffs) - 1} more)" if len(diffs) > 1 else ""
     raise ConfigError(f"{where}: cannot resume with a changed config: {key} was {old!r}, now {value!r}{more}; "
                       "resume with the recorded config or start a fresh run")
+
+
+def restore_weights(model: torch.nn.Module, last: Mapping[str, torch.Tensor],
+                    best: Mapping[str, torch.Tensor] | None, where: Path) -> dict[str, torch.Tensor] | None:
+    """Load a checkpoint's last weights into ``model``; return its best weights as a state dict
+    (checked against the model), or None when it holds none."""
+    from manytask.training.rundir import load_module_state
+
+    load_module_state(model, last, where)
+    if best is None:
+        return None
+    tmp = copy.deepcopy(model)
+    load_module_state(tmp, best, where)
+    return {k: v.detach().clone() for k, v in tmp.state_dict().items()}

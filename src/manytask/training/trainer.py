@@ -8,7 +8,6 @@ Single-task learning is the same trainer with one task.
 
 from __future__ import annotations
 
-import copy
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -24,9 +23,9 @@ from manytask.errors import ConfigError
 from manytask.tasks import Task, stack_losses
 from manytask.training.param_groups import param_groups
 from manytask.training.checkpoint import CheckpointError, fault_point
-from manytask.training.guard import LossGuard, NonFiniteLoss
-from manytask.training.resume import check_same_config
-from manytask.training.rundir import RunDir, load_module_state
+from manytask.training.guard import LossGuard, NonFiniteLoss, check_finite_parameters
+from manytask.training.resume import check_same_config, restore_weights
+from manytask.training.rundir import RunDir
 from manytask.training.seeding import resolve_device, seed_everything
 from manytask.weighting import SharedParts, StepInfo, WeightingMethod, create
 from manytask.weighting.terms import element_losses, stack_means
@@ -437,11 +436,7 @@ class Trainer:
             return run
         last, best, state = saved
         where = rd.file("checkpoint.safetensors")
-        load_module_state(self.model, last, where)
-        if best is not None:
-            tmp = copy.deepcopy(self.model)
-            load_module_state(tmp, best, where)
-            run.best_state = {k: v.detach().clone() for k, v in tmp.state_dict().items()}
+        run.best_state = restore_weights(self.model, last, best, where)
         try:
             self.load_state_dict(state["trainer"])
             run.start_epoch = int(state["epoch"]) + 1
@@ -501,20 +496,13 @@ class Trainer:
                 steps.append(srow)
             rd.append_jsonl("steps.jsonl", steps)
         fault_point("before_weights", epoch)
-        self._check_finite_weights(epoch)
+        check_finite_parameters(self.model, self.step, epoch)
         rd.save_weights("last", self.model)
         fault_point("before_checkpoint", epoch)
         rd.save_checkpoint(self.model.state_dict(), run.best_state,
                            {"trainer": self.state_dict(), "epoch": epoch, "best_score": run.best_score,
                             "best_epoch": run.best_epoch, "bad_epochs": run.bad_epochs})
         fault_point("after_checkpoint", epoch)
-
-    def _check_finite_weights(self, epoch: int) -> None:
-        """Never checkpoint non-finite weights (a finite loss can still overflow an update)."""
-        bad = [n for n, p in self.model.named_parameters() if not bool(torch.isfinite(p).all())]
-        if bad:
-            raise NonFiniteLoss(f"epoch {epoch}: parameter '{bad[0]}' is not finite after the epoch",
-                                step=self.step, epoch=epoch, tasks=[])
 
     def _write_stopped(self, err: NonFiniteLoss) -> None:
         """summary.json of a run stopped by a non-finite loss (the checkpoint is left as it was)."""
