@@ -319,8 +319,16 @@ def select(
         typer.echo(f"{key}: {path}")
 
 
+def _one_line_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                      line: str | None = None) -> str:
+    return f"manytask: warning: {message}\n"
+
+
 def main() -> None:
-    """Console entry point."""
+    """Console entry point (warnings are printed as one line each)."""
+    import warnings
+
+    warnings.formatwarning = _one_line_warning  # type: ignore[assignment]
     app(prog_name="manytask")
 
 

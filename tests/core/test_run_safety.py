@@ -189,6 +189,7 @@ def test_huge_finite_losses_are_warned_about(toy_data) -> None:
         trainer.train_epoch(train, 1)
     msgs = [str(w.message) for w in seen if issubclass(w.category, DivergenceWarning)]
     assert len(msgs) == 1 and "step 2 (epoch 1): loss of task(s) r" in msgs[0]
+    assert trainer.guard.summary()["diverging"] == msgs[0]
 
 
 def test_fault_hook_is_off_without_its_variable() -> None:

@@ -51,6 +51,7 @@ class LossGuard:
         self.skipped: dict[str, int] = {n: 0 for n in self.names}
         self.skipped_steps = 0
         self.warned = False
+        self.warning: str | None = None
         self.first_bad: dict[str, Any] | None = None
 
     def check(self, losses: Tensor, step: int, epoch: int) -> bool:
@@ -60,9 +61,9 @@ class LossGuard:
             if worst > self.warn_above and not self.warned:
                 self.warned = True
                 big = [n for n, v in zip(self.names, losses.tolist()) if abs(v) > self.warn_above]
-                warnings.warn(f"step {step} (epoch {epoch}): loss of task(s) {', '.join(big)} above "
-                              f"{self.warn_above:g} ({worst:.3g}): training is diverging", DivergenceWarning,
-                              stacklevel=3)
+                self.warning = (f"step {step} (epoch {epoch}): loss of task(s) {', '.join(big)} above "
+                                f"{self.warn_above:g} ({worst:.3g}): training is diverging")
+                warnings.warn(self.warning, DivergenceWarning, stacklevel=3)
             return True
         bad = [(n, v) for n, v in zip(self.names, losses.tolist()) if not math.isfinite(v)]
         what = ", ".join(f"'{n}' ({v})" for n, v in bad)
@@ -78,7 +79,7 @@ class LossGuard:
 
     def state(self) -> dict[str, Any]:
         return {"skipped_steps": self.skipped_steps, "skipped_by_task": dict(self.skipped),
-                "first_nonfinite": self.first_bad, "diverging_warned": self.warned}
+                "first_nonfinite": self.first_bad, "diverging_warned": self.warned, "diverging": self.warning}
 
     def load(self, state: dict[str, Any] | None) -> None:
         if not state:
@@ -87,6 +88,7 @@ class LossGuard:
         self.skipped.update({k: int(v) for k, v in (state.get("skipped_by_task") or {}).items()})
         self.first_bad = state.get("first_nonfinite")
         self.warned = bool(state.get("diverging_warned", False))
+        self.warning = state.get("diverging")
 
     def summary(self) -> dict[str, Any]:
         return {"policy": self.policy, **self.state()}
