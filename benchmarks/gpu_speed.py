@@ -40,9 +40,13 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+BATCH_HEADS: bool | None = None  # MultiTaskModel.batch_heads (None: batched on CUDA)
+
+
 def _trainer(tasks: list[Task], device: torch.device, batch_size: int) -> Trainer:
     torch.manual_seed(0)
     model = MultiTaskModel(LeNetTrunk(), tasks)
+    model.batch_heads = BATCH_HEADS
     return Trainer(model, tasks, "uniform", OptimizerSpec(name="sgd", lr=0.01), epochs=1, batch_size=batch_size,
                    device=str(device), progress=False, deterministic=False)
 
@@ -109,7 +113,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--train-size", type=int, default=10000, help="MultiMNIST training samples (0: skip)")
     ap.add_argument("--epochs", type=int, default=3, help="timed epochs of the throughput measurement")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    ap.add_argument("--batch-heads", choices=["auto", "on", "off"], default="auto",
+                    help="same-shaped heads as one batched operation (auto: on CUDA)")
     args = ap.parse_args(argv)
+    global BATCH_HEADS
+    BATCH_HEADS = {"auto": None, "on": True, "off": False}[args.batch_heads]
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         print("gpu_speed: no CUDA device available (use --device cpu to check the script on CPU)", file=sys.stderr)
@@ -121,6 +129,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                 "throughput of the MultiMNIST LeNet model",
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else (platform.processor() or "cpu"),
         "torch": torch.__version__,
+        "batch_heads": args.batch_heads,
         "many_heads": many_heads(device, args.ks, args.steps, args.warmup),
     }
     if args.train_size > 0:

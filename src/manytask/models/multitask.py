@@ -13,10 +13,12 @@ from collections.abc import Callable, Mapping, Sequence
 from torch import Tensor, nn
 
 from manytask.errors import ConfigError
-from manytask.models.heads import TwoLayerHead
+from manytask.models.heads import TwoLayerHead, batched_two_layer
 from manytask.tasks import Task
 
 DEFAULT_BRANCH = "shared"
+#: with ``batch_heads=None``, heads are batched on CUDA from this many tasks on
+MIN_BATCHED_HEADS = 4
 
 
 class MultiTaskModel(nn.Module):
@@ -63,6 +65,8 @@ class MultiTaskModel(nn.Module):
             self.route(t.name, b)
         make = head_factory or (lambda task, d: TwoLayerHead(d, task.out_features, head_hidden))
         self.heads = nn.ModuleDict({t.name: make(t, feat) for t in tasks})
+        #: run same-shaped heads as one batched operation: None = on CUDA only (see heads_forward)
+        self.batch_heads: bool | None = None
 
     @property
     def task_names(self) -> list[str]:
@@ -79,15 +83,36 @@ class MultiTaskModel(nn.Module):
         return self.trunk(x)
 
     def heads_forward(self, z: Tensor) -> dict[str, Tensor]:
-        """Predictions of every task from the shared representation ``z``."""
+        """Predictions of every task from the shared representation ``z``.
+
+        Same-shaped two-layer heads on the same branch run as one batched operation
+        (:func:`batched_two_layer`) when ``batch_heads`` says so: ``None`` (default) on CUDA
+        with at least ``MIN_BATCHED_HEADS`` such heads, ``True`` always, ``False`` never.
+        """
         cache: dict[str, Tensor] = {}
         out: dict[str, Tensor] = {}
+        groups: dict[tuple[object, ...], list[str]] = {}
         for name, head in self.heads.items():
             b = self.routing[name]
             if b not in cache:
                 cache[b] = self.branches[b](z)
-            out[name] = head(cache[b])
-        return out
+            if type(head) is TwoLayerHead and self._batching(z):
+                key = (b, tuple(head.fc1.weight.shape), tuple(head.fc2.weight.shape))
+                groups.setdefault(key, []).append(name)
+            else:
+                out[name] = head(cache[b])
+        for (b, *_), names in groups.items():
+            if len(names) < 2:
+                out[names[0]] = self.heads[names[0]](cache[b])
+                continue
+            stacked = batched_two_layer([self.heads[n] for n in names], cache[b])  # type: ignore[misc]
+            out.update(zip(names, stacked.unbind(0)))
+        return {n: out[n] for n in self.heads}
+
+    def _batching(self, z: Tensor) -> bool:
+        if self.batch_heads is not None:
+            return self.batch_heads
+        return z.is_cuda and len(self.heads) >= MIN_BATCHED_HEADS
 
     def forward_with_features(self, x: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         z = self.encode(x)
