@@ -127,6 +127,8 @@ class TrainingConfig(_Strict):
     threads: int | None = Field(None, ge=1)
     #: a NaN/inf training loss: stop the run (default) or skip the step and count it
     nonfinite: Literal["stop", "skip"] = "stop"
+    #: fp32, or bf16: forward passes in bfloat16 autocast (losses and weights stay float32)
+    precision: Literal["fp32", "bf16"] = "fp32"
 
 
 class MethodOptimizerConfig(_Strict):

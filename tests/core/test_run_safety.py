@@ -196,3 +196,18 @@ def test_fault_hook_is_off_without_its_variable() -> None:
     from manytask.training import checkpoint
 
     assert os.environ.get(checkpoint.FAULT_ENV) is None and checkpoint._FAULT is None
+
+
+def test_bf16_autocast_trains_with_float32_losses_and_weights(toy_data) -> None:
+    train, val, test = toy_data
+    trainer = make(epochs=3, precision="bf16")
+    batch = next(train.batches(100))
+    preds = trainer._forward(batch.inputs)[1]
+    assert all(p.dtype == torch.float32 for p in preds.values())
+    result = trainer.fit(train, val, test)
+    full = make(epochs=3).fit(train, val, test)
+    assert abs(result.test["c"]["accuracy"] - full.test["c"]["accuracy"]) < 0.05
+    assert result.test["r"]["mse"] < 1.2 * full.test["r"]["mse"]
+    assert all(p.dtype == torch.float32 for p in trainer.model.parameters())
+    with pytest.raises(ConfigError, match="training.precision"):
+        make(precision="fp8")

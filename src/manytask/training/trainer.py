@@ -144,6 +144,8 @@ class Trainer:
         nonfinite: what a NaN/inf training loss does: ``stop`` (raise :class:`NonFiniteLoss`
             before the optimizer step; the last good checkpoint is kept) or ``skip`` (skip the
             step and count it); see :mod:`manytask.training.guard`.
+        precision: ``fp32``, or ``bf16``: forward passes in bfloat16 autocast (on CUDA: tensor
+            cores, half the activation memory), losses, gradients and weights in float32.
         weighting_optimizer: ``lr``/``momentum``/``weight_decay`` of the weighting method's own
             learnable parameters (their own parameter group); a setting not given takes the
             method's default (``param_optimizer`` on its class), else the network's
@@ -171,11 +173,15 @@ class Trainer:
         log_steps: bool = True,
         nonfinite: str = "stop",
         weighting_optimizer: Mapping[str, float | None] | None = None,
+        precision: str = "fp32",
     ) -> None:
         if epochs < 1:
             raise ConfigError(f"training.epochs must be >= 1, got {epochs}")
         if batch_size < 1:
             raise ConfigError(f"training.batch_size must be >= 1, got {batch_size}")
+        if precision not in ("fp32", "bf16"):
+            raise ConfigError(f"training.precision: expected fp32 or bf16, got {precision!r}")
+        self._bf16 = precision == "bf16"
         self.tasks = list(tasks)
         self.device = resolve_device(device)
         self.seed = seed
@@ -220,9 +226,17 @@ class Trainer:
         return SharedParts(params=list(m.parameters()), features=None, last_layer=None)
 
     def _forward(self, x: Tensor) -> tuple[Tensor | None, dict[str, Tensor]]:
-        if self._has_features:
-            return self.model.forward_with_features(x)  # type: ignore[operator]
-        return None, self.model(x)
+        """The model's shared representation (None without ``forward_with_features``) and
+        predictions; under ``precision="bf16"`` the forward runs in bfloat16 autocast and the
+        predictions come back as float32 (losses are computed in float32)."""
+        with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self._bf16):
+            if self._has_features:
+                z, preds = self.model.forward_with_features(x)  # type: ignore[operator]
+            else:
+                z, preds = None, self.model(x)
+        if self._bf16:
+            preds = {k: v.float() for k, v in preds.items()}
+        return z, preds
 
     @torch.no_grad()
     def predict(self, data: TensorDataset) -> dict[str, Tensor]:
