@@ -40,6 +40,7 @@ report = {
     "gpu": s["device"], "torch": s["torch"],
     "many_heads": s["many_heads"],
     "multimnist_lenet": s.get("multimnist_lenet"),
+    "multimnist_lenet_bf16": s.get("multimnist_lenet_bf16"),
     "weighting_k10_cuda": {name: m["ratio"] for name, m in w["cuda"].get("k=10", {}).get("methods", {}).items()},
     "weighting_goals_k10_cuda": w.get("goals_k10_cuda"),
 }

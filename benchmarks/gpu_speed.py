@@ -5,7 +5,8 @@
    batch 256 of 1×36×36 inputs, for k ∈ {1, 10, 40}; the median over timed steps (after warm-up)
    and its ratio to k = 1. Goal: k = 40 at most 1.3× k = 1.
 2. Throughput: examples per second of :meth:`Trainer.train_epoch` on MultiMNIST built from the
-   bundled real digits (tasks left and right, batch 128, SGD), the median of the timed epochs.
+   bundled real digits (tasks left and right, batch 128, SGD), the median of the timed epochs;
+   on CUDA also with ``precision="bf16"`` (bfloat16 autocast).
 
 On CUDA the clock is synchronised wall time; on CPU (``--device cpu``, for a quick check of the
 script itself) it is wall time too. ``--device cuda`` without a CUDA device exits with code 2.
@@ -43,12 +44,12 @@ def _sync(device: torch.device) -> None:
 BATCH_HEADS: bool | None = None  # MultiTaskModel.batch_heads (None: batched on CUDA)
 
 
-def _trainer(tasks: list[Task], device: torch.device, batch_size: int) -> Trainer:
+def _trainer(tasks: list[Task], device: torch.device, batch_size: int, precision: str = "fp32") -> Trainer:
     torch.manual_seed(0)
     model = MultiTaskModel(LeNetTrunk(), tasks)
     model.batch_heads = BATCH_HEADS
     return Trainer(model, tasks, "uniform", OptimizerSpec(name="sgd", lr=0.01), epochs=1, batch_size=batch_size,
-                   device=str(device), progress=False, deterministic=False)
+                   device=str(device), progress=False, deterministic=False, precision=precision)
 
 
 def step_time(k: int, device: torch.device, steps: int, warmup: int) -> float:
@@ -80,7 +81,7 @@ def many_heads(device: torch.device, ks: Sequence[int], steps: int, warmup: int)
     return out
 
 
-def throughput(device: torch.device, train_size: int, epochs: int) -> dict[str, Any]:
+def throughput(device: torch.device, train_size: int, epochs: int, precision: str = "fp32") -> dict[str, Any]:
     """Training examples per second of the MultiMNIST LeNet model (left and right digit)."""
     from manytask.data.sources import parse_source
 
@@ -89,7 +90,7 @@ def throughput(device: torch.device, train_size: int, epochs: int) -> dict[str, 
     splits = source.build(["left", "right"], 0)
     tasks = [Task("left", "multiclass", num_classes=10), Task("right", "multiclass", num_classes=10)]
     train = splits.train.select({"left": "left", "right": "right"})
-    trainer = _trainer(tasks, device, 128)
+    trainer = _trainer(tasks, device, 128, precision)
     if device.type == "cuda":
         train = train.to(device)
     trainer.train_epoch(train, 1)  # warm-up
@@ -134,6 +135,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     }
     if args.train_size > 0:
         report["multimnist_lenet"] = throughput(device, args.train_size, args.epochs)
+        if device.type == "cuda":  # the bf16 autocast switch (training.precision: bf16)
+            report["multimnist_lenet_bf16"] = throughput(device, args.train_size, args.epochs, "bf16")
     print(json.dumps(report, indent=1))
     return report
 
