@@ -670,7 +670,9 @@ def _cell(x: Any) -> Any:
 
 
 def _number(x: Any, where: str) -> float | None:
-    """Parse a numeric cell; None for empty / NaN; DataError for anything else."""
+    """Parse a numeric cell; None for an empty cell (or a missing value of a Parquet/pandas
+    column); a NaN written out as text stays NaN, so that callers refuse it as a loss or cost
+    instead of reading it as a missing network; DataError for anything else."""
     x = _cell(x)
     if x is None:
         return None
@@ -684,6 +686,7 @@ def _number(x: Any, where: str) -> float | None:
             v = float(s)
         except ValueError:
             raise DataError(f"{where}: non-numeric value {s!r}") from None
+        return v
     return None if math.isnan(v) else v
 
 
