@@ -129,6 +129,8 @@ class TrainingConfig(_Strict):
     nonfinite: Literal["stop", "skip"] = "stop"
     #: fp32, or bf16: forward passes in bfloat16 autocast (losses and weights stay float32)
     precision: Literal["fp32", "bf16"] = "fp32"
+    #: also write every epoch's history as TensorBoard scalars under RUN_DIR/tensorboard
+    tensorboard: bool = False
 
 
 class MethodOptimizerConfig(_Strict):

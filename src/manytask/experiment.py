@@ -112,7 +112,7 @@ def make_trainer(cfg: ExperimentConfig, tasks: Sequence[Task], model: torch.nn.M
     return Trainer(model, tasks, method, spec, epochs=epochs or t.epochs, batch_size=t.batch_size,
                    patience=t.patience, monitor=t.monitor, device=t.device, seed=seed,
                    deterministic=t.deterministic, run_dir=run_dir, progress=progress, nonfinite=t.nonfinite,
-                   precision=t.precision,
+                   precision=t.precision, tensorboard=t.tensorboard,
                    callbacks=callbacks, weighting_optimizer=cfg.weighting.optimizer.model_dump())
 
 

@@ -211,3 +211,19 @@ def test_bf16_autocast_trains_with_float32_losses_and_weights(toy_data) -> None:
     assert all(p.dtype == torch.float32 for p in trainer.model.parameters())
     with pytest.raises(ConfigError, match="training.precision"):
         make(precision="fp8")
+
+
+def test_tensorboard_scalars_follow_the_history_across_a_resume(tmp_path, toy_data) -> None:
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    train, val, _ = toy_data
+    make(tmp_path, epochs=2, tensorboard=True).fit(train, val)
+    make(tmp_path, epochs=3, tensorboard=True).fit(train, val, resume=True)
+    events = EventAccumulator(str(tmp_path / "tensorboard"))
+    events.Reload()
+    history = RunDir(tmp_path).history()
+    for tag in ("train_loss/c", "val/r/mse", "score", "lr"):
+        scalars = events.Scalars(tag)
+        assert [s.step for s in scalars] == [1, 2, 3], tag
+        assert [s.value for s in scalars] == pytest.approx([row[tag] for row in history], rel=1e-6), tag

@@ -26,6 +26,7 @@ from manytask.training.checkpoint import CheckpointError, fault_point
 from manytask.training.guard import LossGuard, NonFiniteLoss, check_finite_parameters
 from manytask.training.resume import check_same_config, restore_weights
 from manytask.training.rundir import RunDir
+from manytask.training.tensorboard import TensorBoardLog
 from manytask.training.seeding import resolve_device, seed_everything
 from manytask.weighting import SharedParts, StepInfo, WeightingMethod, create
 from manytask.weighting.terms import element_losses, stack_means
@@ -146,6 +147,8 @@ class Trainer:
             step and count it); see :mod:`manytask.training.guard`.
         precision: ``fp32``, or ``bf16``: forward passes in bfloat16 autocast (on CUDA: tensor
             cores, half the activation memory), losses, gradients and weights in float32.
+        tensorboard: also write every epoch's history as TensorBoard scalars under
+            ``RUN_DIR/tensorboard`` (:mod:`manytask.training.tensorboard`).
         weighting_optimizer: ``lr``/``momentum``/``weight_decay`` of the weighting method's own
             learnable parameters (their own parameter group); a setting not given takes the
             method's default (``param_optimizer`` on its class), else the network's
@@ -174,6 +177,7 @@ class Trainer:
         nonfinite: str = "stop",
         weighting_optimizer: Mapping[str, float | None] | None = None,
         precision: str = "fp32",
+        tensorboard: bool = False,
     ) -> None:
         if epochs < 1:
             raise ConfigError(f"training.epochs must be >= 1, got {epochs}")
@@ -182,6 +186,8 @@ class Trainer:
         if precision not in ("fp32", "bf16"):
             raise ConfigError(f"training.precision: expected fp32 or bf16, got {precision!r}")
         self._bf16 = precision == "bf16"
+        self.tensorboard = tensorboard
+        self._tb: TensorBoardLog | None = None
         self.tasks = list(tasks)
         self.device = resolve_device(device)
         self.seed = seed
@@ -401,6 +407,9 @@ class Trainer:
             self._write_stopped(err)
             raise
         finally:
+            if self._tb is not None:
+                self._tb.close()
+                self._tb = None
             rd.unlock()
 
     def _fit(self, train: TensorDataset, val: TensorDataset | None, test: TensorDataset | None,
@@ -447,6 +456,7 @@ class Trainer:
         if config is not None:
             rd.write_config(config)
         if saved is None:
+            self._open_tensorboard(run)
             return run
         last, best, state = saved
         where = rd.file("checkpoint.safetensors")
@@ -460,7 +470,12 @@ class Trainer:
             raise CheckpointError(f"{where}: state does not fit this run ({str(err).splitlines()[0][:200]})") from None
         rd.truncate_history(run.start_epoch - 1)
         run.history = rd.history()
+        self._open_tensorboard(run)
         return run
+
+    def _open_tensorboard(self, run: _RunState) -> None:
+        if self.tensorboard and self.run_dir is not None:
+            self._tb = TensorBoardLog(self.run_dir.file("tensorboard"), first_epoch=run.start_epoch)
 
     def _epoch_row(self, epoch: int, train_seconds: float, lr: float, out: dict[str, Any],
                    val: TensorDataset | None) -> tuple[dict[str, Any], bool]:
@@ -498,6 +513,8 @@ class Trainer:
             return
         epoch = row["epoch"]
         rd.append_jsonl("history.jsonl", [row])
+        if self._tb is not None:
+            self._tb.log(row)
         if self.log_steps:
             names = [t.name for t in self.tasks]
             first = self.step - out["steps"] + 1
