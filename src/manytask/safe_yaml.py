@@ -41,7 +41,7 @@ _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _m
 def load_yaml_text(text: str, where: str) -> Any:
     """Parse YAML ``text``; :class:`ConfigError` ``"<where>: line N: …"`` when it is not valid."""
     try:
-        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 (a SafeLoader subclass)
+        return yaml.load(text, Loader=_StrictLoader)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
         line = f" line {mark.line + 1}" if mark is not None else ""

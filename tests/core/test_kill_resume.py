@@ -47,7 +47,7 @@ def _env(fault: str | None = None) -> dict[str, str]:
 
 
 def _run(cfg: Path, out: Path, *extra: str, fault: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(_command(cfg, out, *extra), env=_env(fault), capture_output=True, text=True, timeout=300)
+    return subprocess.run(_command(cfg, out, *extra), env=_env(fault), capture_output=True, text=True, timeout=300, check=False)
 
 
 def _outcome(out: Path) -> tuple[dict, list[dict], dict]:

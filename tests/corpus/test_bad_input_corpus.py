@@ -9,9 +9,9 @@ import os
 from pathlib import Path
 
 import pytest
+from corpus_cases import CASES, Case
 from typer.testing import CliRunner
 
-from corpus_cases import CASES, Case
 from manytask.cli import app
 
 runner = CliRunner()

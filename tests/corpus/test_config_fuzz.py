@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from corpus_cases import table_config
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from corpus_cases import table_config
 from manytask.config import load_config, parse_config
 from manytask.errors import ConfigError
 
