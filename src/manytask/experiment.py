@@ -150,7 +150,7 @@ def run_experiment(cfg: ExperimentConfig, run_dir: str | Path | RunDir | None = 
                      "seed": seed, "fraction": cfg.data.fraction, "width": width or cfg.model.width,
                      "epochs": epochs or cfg.training.epochs}
     result = trainer.fit(splits.train, splits.val, splits.test, resume=resume, config=record)
-    if rd is not None:
+    if rd is not None and not rd.readonly:  # in a torchrun job only rank 0 writes
         write_predictions(rd.file("predictions.csv"), tasks, trainer.predict(splits.test), splits.test)
         if sharing is not None:
             write_sharing(rd, sharing)

@@ -43,8 +43,10 @@ LEGACY_STATE = "last_state.pt"
 class RunDir:
     """A run's directory (created on first write)."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, readonly: bool = False) -> None:
         self.path = Path(path)
+        #: read but never write (the processes other than rank 0 of a distributed run)
+        self.readonly = readonly
 
     def __repr__(self) -> str:
         return f"RunDir({str(self.path)!r})"
@@ -54,6 +56,8 @@ class RunDir:
 
     # ---------------------------------------------------------------- config
     def write_config(self, config: Mapping[str, Any]) -> None:
+        if self.readonly:
+            return
         atomic_write_text(self.file("config.yaml"), yaml.safe_dump(to_jsonable(dict(config)), sort_keys=False))
 
     def read_config(self) -> dict[str, Any]:
@@ -68,12 +72,16 @@ class RunDir:
 
     # ---------------------------------------------------------------- history
     def reset_logs(self) -> None:
+        if self.readonly:
+            return
         for name in ("history.jsonl", "steps.jsonl"):
             p = self.file(name)
             if p.exists():
                 p.unlink()
 
     def append_jsonl(self, name: str, rows: Sequence[Mapping[str, Any]]) -> None:
+        if self.readonly:
+            return
         self.path.mkdir(parents=True, exist_ok=True)
         with open(self.file(name), "a") as fh:
             for row in rows:
@@ -101,6 +109,8 @@ class RunDir:
 
     def truncate_history(self, epochs: int) -> None:
         """Keep only the first ``epochs`` epochs of the logs (used when resuming)."""
+        if self.readonly:
+            return
         rows = [r for r in self.history() if int(r["epoch"]) <= epochs]
         atomic_write_text(self.file("history.jsonl"), "".join(json.dumps(r) + "\n" for r in rows))
         steps = [r for r in self.read_jsonl("steps.jsonl") if int(r["epoch"]) <= epochs]
@@ -108,6 +118,8 @@ class RunDir:
 
     # ---------------------------------------------------------------- summary
     def write_summary(self, summary: Mapping[str, Any]) -> None:
+        if self.readonly:
+            return
         atomic_write_text(self.file("summary.json"), json.dumps(to_jsonable(dict(summary)), indent=2))
 
     def summary(self) -> dict[str, Any] | None:
@@ -128,6 +140,8 @@ class RunDir:
 
     # ---------------------------------------------------------------- checkpoints
     def save_weights(self, name: str, module: torch.nn.Module) -> None:
+        if self.readonly:
+            return
         self.path.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().contiguous().cpu() for k, v in module.state_dict().items()}
         tmp = self.file(f".{name}.{os.getpid()}.tmp")
@@ -150,6 +164,8 @@ class RunDir:
     def save_checkpoint(self, model: Mapping[str, torch.Tensor], best: Mapping[str, torch.Tensor] | None,
                         state: Mapping[str, Any]) -> None:
         """Write the resumable unit (see :mod:`manytask.training.checkpoint`)."""
+        if self.readonly:
+            return
         write_checkpoint(self.file(CHECKPOINT), model, best, state)
 
     def load_checkpoint(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor] | None, dict[str, Any]] | None:
@@ -165,6 +181,8 @@ class RunDir:
 
     def clear_outputs(self) -> None:
         """Before a fresh run: remove what a previous run left (summary, checkpoints, logs)."""
+        if self.readonly:
+            return
         for name in ("summary.json", CHECKPOINT, LEGACY_STATE, "last.safetensors", "best.safetensors",
                      "predictions.csv", "history.jsonl", "steps.jsonl"):
             if self.has(name):
@@ -174,6 +192,8 @@ class RunDir:
     def lock(self) -> None:
         """Take the directory for this process (``.lock`` holds its pid); :class:`RunDirBusy` when
         another live process holds it. A lock left by a dead process is taken over."""
+        if self.readonly:
+            return
         self.path.mkdir(parents=True, exist_ok=True)
         p = self.file(".lock")
         for _ in range(3):
@@ -193,6 +213,8 @@ class RunDir:
         raise RunDirBusy(f"{self.path}: could not take {p}")
 
     def unlock(self) -> None:
+        if self.readonly:
+            return
         p = self.file(".lock")
         if _lock_owner(p) == os.getpid():
             p.unlink(missing_ok=True)

@@ -22,6 +22,7 @@ from manytask.data.batch import Batch, TensorDataset
 from manytask.errors import ConfigError
 from manytask.tasks import Task, stack_losses
 from manytask.training.checkpoint import CheckpointError, fault_point
+from manytask.training.distributed import Distributed
 from manytask.training.guard import LossGuard, NonFiniteLoss, check_finite_parameters
 from manytask.training.optimizer import OptimizerSpec
 from manytask.training.param_groups import param_groups
@@ -143,12 +144,16 @@ class Trainer:
         self.tensorboard = tensorboard
         self._tb: TensorBoardLog | None = None
         self.tasks = list(tasks)
-        self.device = resolve_device(device)
+        #: this process's place in a ``torchrun`` job (:mod:`manytask.training.distributed`)
+        self.dist = Distributed.from_env()
+        self.device = self.dist.device(resolve_device(device))
         self.seed = seed
         self.generator = seed_everything(seed, deterministic)
         self.model = model.to(self.device)
         self.weighting = create(weighting, self.tasks) if isinstance(weighting, str) else weighting
         self.weighting.to(self.device)
+        self.dist.init(self.device)
+        self.dist.broadcast([*self.model.parameters(), *self.model.buffers(), *self.weighting.parameters()])
         self.spec = optimizer or OptimizerSpec()
         groups = param_groups(self.model, self.weighting, self.spec, weighting_optimizer)
         self.optimizer, self.scheduler = self.spec.build(groups, epochs)
@@ -157,6 +162,8 @@ class Trainer:
         self.patience = patience
         self.monitor = monitor
         self.run_dir = RunDir(run_dir) if isinstance(run_dir, str) else run_dir
+        if self.run_dir is not None and not self.dist.is_main:
+            self.run_dir.readonly = True  # only rank 0 writes
         self.progress = progress
         self.eval_batch_size = eval_batch_size
         self.callbacks = list(callbacks)
@@ -270,6 +277,9 @@ class Trainer:
         """
         if batch.inputs.device != self.device:
             batch = batch.to(self.device, non_blocking=True)
+        share = 1.0
+        if self.dist.active:  # this process's slice of the batch
+            batch, share = self.dist.shard(batch)
         self.optimizer.zero_grad(set_to_none=True)
         z, preds = self._forward(batch.inputs)
         shared = self._shared(z)
@@ -278,22 +288,27 @@ class Trainer:
             losses = stack_means(self.tasks, shared.terms)
         else:
             losses = stack_losses(self.tasks, preds, batch.targets, batch.masks)
-        if not self.guard.check(losses, self.step + 1, self._epoch):
+        seen = self.dist.average(losses, share) if self.dist.active else losses.detach()
+        if not self.guard.check(seen, self.step + 1, self._epoch):
             self.optimizer.zero_grad(set_to_none=True)
             self.step += 1
-            return losses.detach(), StepInfo(weights=torch.full_like(losses.detach(), math.nan))
+            return seen, StepInfo(weights=torch.full_like(seen, math.nan))
         if inspect is not None:
             with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
                 inspect(self.model, batch, losses)
         info = self.weighting.backward(losses, shared)
+        if self.dist.active:
+            self.dist.average_gradients([p for g in self.optimizer.param_groups for p in g["params"]], share)
         self.optimizer.step()
         if self._after_step:
             with torch.no_grad():
                 new_losses = stack_losses(self.tasks, self._forward(batch.inputs)[1], batch.targets, batch.masks)
+            if self.dist.active:
+                new_losses = self.dist.average(new_losses, share)
             self.weighting.after_step(new_losses)
         self.step += 1
         fault_point("step", self.step)
-        return losses.detach(), info
+        return seen, info
 
     def end_epoch(self, mean_losses: Tensor, epoch: int) -> None:
         """After the last step of an epoch: check that every mean training loss is finite, give
