@@ -55,3 +55,14 @@ def test_multimnist_from_the_packaged_digits_keeps_the_pools_disjoint() -> None:
     pools = [set(m.pool.tolist()) for m in meta.values()]
     assert sum(len(p) for p in pools) == len(set().union(*pools))
     assert sum(len(p) for p in pools) > 10000
+
+
+def test_single_digit_source_takes_the_packaged_digits() -> None:
+    from manytask.config import parse_config
+    from manytask.experiment import build_data
+
+    cfg = parse_config({"data": {"kind": "mnist", "source": "bundled+t10k", "train_size": 12000,
+                                 "val_size": 1500, "test_size": 1500},
+                        "tasks": [{"name": "digit", "kind": "multiclass", "num_classes": 10}]})
+    splits = build_data(cfg, ["digit"])
+    assert [len(splits.train), len(splits.val), len(splits.test)] == [12000, 1500, 1500]

