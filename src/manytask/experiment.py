@@ -112,7 +112,6 @@ def make_trainer(cfg: ExperimentConfig, tasks: Sequence[Task], model: torch.nn.M
     return Trainer(model, tasks, method, spec, epochs=epochs or t.epochs, batch_size=t.batch_size,
                    patience=t.patience, monitor=t.monitor, device=t.device, seed=seed,
                    deterministic=t.deterministic, run_dir=run_dir, progress=progress, nonfinite=t.nonfinite,
-                   precision=t.precision, tensorboard=t.tensorboard,
                    callbacks=callbacks, weighting_optimizer=cfg.weighting.optimizer.model_dump())
 
 
@@ -141,6 +140,9 @@ def run_experiment(cfg: ExperimentConfig, run_dir: str | Path | RunDir | None = 
     model = build_model(cfg, tasks, input_shape(splits), width=width)
     rd = RunDir(run_dir) if isinstance(run_dir, (str, Path)) else run_dir
     sharing: SelectiveSharing | None = sharing_from_config(cfg.grouping, model)
+    if sharing is not None and resume:
+        raise ConfigError("--resume: not available with grouping.method selective_sharing "
+                          "(branches merged while training do not fit the model built at the start)")
     trainer = make_trainer(cfg, tasks, model, splits.train, weighting=weighting,
                            weighting_params=weighting_params, seed=seed, run_dir=rd, epochs=epochs,
                            progress=progress, callbacks=[*callbacks, *([sharing] if sharing else [])])
@@ -150,7 +152,7 @@ def run_experiment(cfg: ExperimentConfig, run_dir: str | Path | RunDir | None = 
                      "seed": seed, "fraction": cfg.data.fraction, "width": width or cfg.model.width,
                      "epochs": epochs or cfg.training.epochs}
     result = trainer.fit(splits.train, splits.val, splits.test, resume=resume, config=record)
-    if rd is not None and not rd.readonly:  # in a torchrun job only rank 0 writes
+    if rd is not None:
         write_predictions(rd.file("predictions.csv"), tasks, trainer.predict(splits.test), splits.test)
         if sharing is not None:
             write_sharing(rd, sharing)

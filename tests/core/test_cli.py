@@ -41,7 +41,7 @@ def error_line(result) -> str:
 
 
 @pytest.mark.parametrize("mutate, expected", [
-    (lambda c: c["tasks"][0].update(kind="ranking"), "tasks.0.kind: unknown task kind 'ranking'"),
+    (lambda c: c["tasks"][0].update(kind="ordinal"), "tasks.0.kind: unknown task kind 'ordinal'"),
     (lambda c: c.pop("tasks"), "tasks: field required"),
     (lambda c: c["training"].update(epochs="many"), "training.epochs"),
     (lambda c: c["training"].update(epchs=3), "training.epchs: unknown field"),

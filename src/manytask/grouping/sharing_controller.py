@@ -114,6 +114,7 @@ class SelectiveSharing:
         self.log: list[dict[str, Any]] = []
         self.locked: str | None = None
         self.lock_epoch: int | None = None
+        self.routing_start = dict(model.routing)
         self.params_start = trainable_parameters(model)
         self.branch_params_start = trainable_parameters(model.branches)
         self._unchanged = 0
@@ -221,6 +222,7 @@ class SelectiveSharing:
         """The final grouping, when it locked and the parameter counts before and after."""
         return {
             "criterion": self.criterion, "merge": self.merge, "groups": self.groups(),
+            "routing_start": self.routing_start,
             "branches": len(self.model.branches), "lock_epoch": self.lock_epoch, "locked": self.locked,
             "params_start": self.params_start, "params_end": trainable_parameters(self.model),
             "branch_params_start": self.branch_params_start,

@@ -1,7 +1,8 @@
 """The grouping that Selective Sharing formed, as a figure (matplotlib, Agg canvas only).
 
-One row per epoch that was clustered, one column per task; the cell's colour is the branch the
-task used after that epoch's merges, so tasks that were merged share a colour from that row on.
+One row for the start and one per epoch that was clustered, one column per task; the cell's
+colour (and number) is the branch the task used after that epoch's merges, so tasks that were
+merged share a colour from that row on.
 """
 
 from __future__ import annotations
@@ -15,16 +16,20 @@ import numpy as np
 __all__ = ["plot_grouping"]
 
 
-def _branch_grid(summary: Mapping[str, Any]) -> tuple[list[str], list[int], np.ndarray]:
-    """(tasks, epochs, grid of branch indices): the routing after each logged epoch."""
-    epochs = summary.get("epochs") or []
-    tasks = [t for ts in (epochs[0]["groups"] if epochs else summary["groups"]).values() for t in ts]
+def _branch_grid(summary: Mapping[str, Any]) -> tuple[list[str], list[str], np.ndarray]:
+    """(tasks, row labels, grid of branch indices): the routing at the start and after each
+    logged epoch; a branch keeps its colour index from the start on."""
+    start = dict(summary.get("routing_start") or {t: b for b, ts in summary["groups"].items() for t in ts})
+    tasks = list(start)
     branch_ids: dict[str, int] = {}
-    rows = []
-    for e in epochs or [{"epoch": 0, "groups": summary["groups"]}]:
+    for t in tasks:
+        branch_ids.setdefault(start[t], len(branch_ids))
+    rows, labels = [[branch_ids[start[t]] for t in tasks]], ["start"]
+    for e in summary.get("epochs") or []:
         owner = {t: b for b, ts in e["groups"].items() for t in ts}
         rows.append([branch_ids.setdefault(owner[t], len(branch_ids)) for t in tasks])
-    return tasks, [int(e["epoch"]) for e in epochs] or [0], np.asarray(rows)
+        labels.append(f"epoch {e['epoch']}")
+    return tasks, labels, np.asarray(rows)
 
 
 def plot_grouping(summary: Mapping[str, Any], path: str | Path, title: str | None = None) -> Path:
@@ -32,8 +37,8 @@ def plot_grouping(summary: Mapping[str, Any], path: str | Path, title: str | Non
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    tasks, epochs, grid = _branch_grid(summary)
-    fig = Figure(figsize=(max(4.0, 0.55 * len(tasks) + 1.5), 0.45 * len(epochs) + 1.6), dpi=110,
+    tasks, rows, grid = _branch_grid(summary)
+    fig = Figure(figsize=(max(4.0, 0.55 * len(tasks) + 1.5), 0.45 * len(rows) + 1.6), dpi=110,
                  layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
@@ -41,7 +46,7 @@ def plot_grouping(summary: Mapping[str, Any], path: str | Path, title: str | Non
     for (i, j), b in np.ndenumerate(grid):
         ax.text(j, i, str(b), ha="center", va="center", fontsize=7, color="white")
     ax.set_xticks(range(len(tasks)), tasks, rotation=60, ha="right", fontsize=8)
-    ax.set_yticks(range(len(epochs)), [f"epoch {e}" for e in epochs], fontsize=8)
+    ax.set_yticks(range(len(rows)), rows, fontsize=8)
     lock = summary.get("lock_epoch")
     groups = [ts for ts in summary["groups"].values()]
     ax.set_title(title or f"{summary.get('criterion', '')}: {len(groups)} branches"
