@@ -112,6 +112,7 @@ def make_trainer(cfg: ExperimentConfig, tasks: Sequence[Task], model: torch.nn.M
     return Trainer(model, tasks, method, spec, epochs=epochs or t.epochs, batch_size=t.batch_size,
                    patience=t.patience, monitor=t.monitor, device=t.device, seed=seed,
                    deterministic=t.deterministic, run_dir=run_dir, progress=progress, nonfinite=t.nonfinite,
+                   precision=t.precision, tensorboard=t.tensorboard,
                    callbacks=callbacks, weighting_optimizer=cfg.weighting.optimizer.model_dump())
 
 
@@ -152,7 +153,7 @@ def run_experiment(cfg: ExperimentConfig, run_dir: str | Path | RunDir | None = 
                      "seed": seed, "fraction": cfg.data.fraction, "width": width or cfg.model.width,
                      "epochs": epochs or cfg.training.epochs}
     result = trainer.fit(splits.train, splits.val, splits.test, resume=resume, config=record)
-    if rd is not None:
+    if rd is not None and not rd.readonly:  # in a torchrun job only rank 0 writes
         write_predictions(rd.file("predictions.csv"), tasks, trainer.predict(splits.test), splits.test)
         if sharing is not None:
             write_sharing(rd, sharing)
