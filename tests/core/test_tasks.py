@@ -103,7 +103,7 @@ def test_stack_losses_keeps_task_order() -> None:
 
 
 @pytest.mark.parametrize("kwargs", [
-    {"name": "x", "kind": "ranking"},
+    {"name": "x", "kind": "ordinal"},
     {"name": "x", "kind": "multiclass"},
     {"name": "x", "kind": "binary", "loss_name": "mse"},
     {"name": "x", "kind": "regression", "loss_name": "hinge"},
