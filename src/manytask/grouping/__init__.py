@@ -12,7 +12,9 @@
 * :mod:`~manytask.grouping.jobs` — one candidate's training as a job for the shared runner
   (:mod:`manytask.runner`: sequential, process pool or Ray);
 * :mod:`~manytask.grouping.affinity` — TAG lookahead and gradient-cosine affinities;
-* :mod:`~manytask.grouping.search` — :func:`group_search`, the whole search (``manytask group``).
+* :mod:`~manytask.grouping.search` — :func:`group_search`, the whole search (``manytask group``);
+* :mod:`~manytask.grouping.selective_sharing` and :mod:`~manytask.grouping.sharing_controller` —
+  online grouping while training (Strezoski et al. 2019): :class:`SelectiveSharing`.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from manytask.grouping.jobs import *  # noqa: F403
 from manytask.grouping.search import *  # noqa: F403
 from manytask.grouping.select_report import *  # noqa: F403
 from manytask.grouping.selection import *  # noqa: F403
+from manytask.grouping.sharing_controller import SelectiveSharing
 from manytask.grouping.table import *  # noqa: F403
 
 #: Standley's Table 3 (``manytask.grouping.analysis.affinity``) under a name that does not
@@ -52,5 +55,5 @@ __all__ = sorted(
         | set(_search.__all__)
     )
     - {"affinity"}
-    | {"pairwise_affinity"}
+    | {"pairwise_affinity", "SelectiveSharing"}
 )
