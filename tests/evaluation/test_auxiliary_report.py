@@ -24,6 +24,10 @@ def test_table_takes_the_best_epoch_per_task_and_averages_seeds(tmp_path: Path) 
     assert "| Class-wise (main: a) | 0.6000 ± 0.1414 | 0.8000 ± 0.1414 |" in table
     assert approach_label("pareto_mtl-pref_index=1") == "Pareto MTL (0.92, 0.38)"
     assert approach_label("stl-a") == "Single task"
+    assert approach_label("classwise_aux-main=left") == "Class-wise (main: left)"
+    assert (approach_label("classwise_aux-main=right-alpha=0.005-eps=1e-08-window=4")
+            == "Class-wise (main: right, alpha=0.005, eps=1e-08, window=4)")
+    assert approach_label("pareto_mtl-pref_index=4-init_epochs=0") == "Pareto MTL (0.00, 1.00) [init_epochs=0]"
 
 
 def test_class_weight_history_keeps_the_last_step_of_each_epoch(tmp_path: Path) -> None:

@@ -43,22 +43,30 @@ def best_val_losses(run_dir: Path) -> dict[str, float]:
 
 def approach_label(run_name: str) -> str:
     """``classwise_aux-main=left`` → ``Class-wise (main: left)``; ``pareto_mtl-pref_index=2`` →
-    ``Pareto MTL (0.71, 0.71)`` (two tasks, five preference vectors)."""
+    ``Pareto MTL (0.71, 0.71)`` (two tasks, five preference vectors). Other hyperparameters in the
+    directory name (``classwise_aux-main=left-alpha=0.005``) follow: ``Class-wise (main: left,
+    alpha=0.005)``."""
     if run_name.startswith(STL_PREFIX):
         return "Single task"
     if run_name == "uniform":
         return "Linear sum"
     name, _, spec = run_name.partition("-")
-    params = dict(p.split("=", 1) for p in spec.split(",") if "=" in p)
+    # ``compare`` names a run ``method-k1=v1-k2=v2``; a value may itself contain '-' (1e-08)
+    params = dict(re.findall(r"(?:^|-)([A-Za-z_]\w*)=(.*?)(?=-[A-Za-z_]\w*=|$)", spec))
+
+    def rest(*skip: str) -> str:
+        return "".join(f", {k}={v}" for k, v in params.items() if k not in skip)
+
     if name == "classwise_aux":
-        return f"Class-wise (main: {params.get('main', 'first task')})"
+        return f"Class-wise (main: {params.get('main', 'first task')}{rest('main')})"
     if name == "grad_cosine":
-        return f"Gradient cosine (main: {params.get('main', 'first task')})"
+        return f"Gradient cosine (main: {params.get('main', 'first task')}{rest('main')})"
     if name == "pareto_mtl":
         from manytask.weighting.pareto_mtl import preference_vectors
 
         u = preference_vectors(2, int(params.get("n_prefs", 5)))[int(params.get("pref_index", 0))]
-        return f"Pareto MTL ({u[0]:.2f}, {u[1]:.2f})"
+        extra = rest("n_prefs", "pref_index")
+        return f"Pareto MTL ({u[0]:.2f}, {u[1]:.2f})" + (f" [{extra[2:]}]" if extra else "")
     return run_name
 
 
