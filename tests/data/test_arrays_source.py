@@ -202,4 +202,5 @@ def test_cli_reports_a_missing_key_in_one_line(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["run", str(tmp_path / "c.yaml"), "--out", str(tmp_path / "run"), "-q"])
     assert result.exit_code == 2
     lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
-    assert lines == [f"manytask: error: {path}: no array 'x' (arrays in the file: inputs, y, r, part)"]
+    assert lines == [f"manytask: error: {tmp_path / 'c.yaml'}: {path}: no array 'x' "
+                     "(arrays in the file: inputs, y, r, part)"]

@@ -204,7 +204,8 @@ def test_cli_reports_an_undecodable_image_in_one_line(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["run", str(tmp_path / "c.yaml"), "--out", str(tmp_path / "run"), "-q"])
     assert result.exit_code == 2
     lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith(f"manytask: error: {root / 'img_03.png'}: cannot decode the image")
+    assert len(lines) == 1 and lines[0].startswith(
+        f"manytask: error: {tmp_path / 'c.yaml'}: {root / 'img_03.png'}: cannot decode the image")
 
 
 def _export_script():
