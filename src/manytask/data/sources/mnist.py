@@ -11,41 +11,30 @@ one-vs-all tasks read ``digit`` with ``positive`` (or ``one_vs_all`` in a task c
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import ClassVar, Literal
 
 import numpy as np
 import torch
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from manytask.data.batch import Splits, TensorDataset
-from manytask.data.sources.base import DataSource, register_source
+from manytask.data.sources.base import register_source
+from manytask.data.sources.digit_files import DigitFiles
 from manytask.errors import ConfigError
 
 _COLUMNS = ("digit", "parity", "ge5")
 
 
 @register_source
-class MNISTSource(DataSource):
+class MNISTSource(DigitFiles):
     """Real MNIST digits; columns ``digit``, ``parity`` (odd = 1) and ``ge5`` (digit ≥ 5)."""
 
     summary: ClassVar[str] = "single MNIST digits (bundled and/or IDX files): digit, parity, ge5"
 
     kind: Literal["mnist"] = "mnist"
-    source: Literal["bundled", "idx", "bundled+idx", "t10k", "bundled+t10k"] = "bundled"
-    idx_dir: str | None = None
     train_size: int = Field(3000, ge=1)
     val_size: int = Field(1000, ge=1)
     test_size: int = Field(1000, ge=1)
-
-    @model_validator(mode="after")
-    def _idx_dir(self) -> MNISTSource:
-        if "idx" in self.source:
-            if not self.idx_dir:
-                raise ValueError("idx_dir is required when source includes 'idx' (--set data.idx_dir=DIR)")
-            if not Path(self.idx_dir).expanduser().is_dir():
-                raise ValueError(f"idx_dir '{self.idx_dir}' is not a directory")
-        return self
 
     def available_columns(self) -> list[str]:
         return list(_COLUMNS)

