@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 
 def to_jsonable(x: Any) -> Any:
@@ -26,7 +26,8 @@ def to_jsonable(x: Any) -> Any:
         return int(x)
     if isinstance(x, Path):
         return str(x)
-    if isinstance(x, (torch.Tensor, np.ndarray)):
+    torch = sys.modules.get("torch")  # a tensor can only exist once torch is imported
+    if isinstance(x, np.ndarray) or (torch is not None and isinstance(x, torch.Tensor)):
         return to_jsonable(x.tolist()) if x.ndim else to_jsonable(x.item())
     try:
         f = float(x)

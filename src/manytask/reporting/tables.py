@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
-from manytask.tasks import METRICS, Task
+if TYPE_CHECKING:  # the table writers stay importable without torch (``manytask select``)
+    from manytask.tasks import Task
 
 
 def fmt_metric(value: float | None, metric: str) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "—"
+    from manytask.tasks import METRICS
+
     spec = METRICS.get(metric)
     return spec.format(value) if spec is not None else f"{value:.4g}"
 
