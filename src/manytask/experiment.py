@@ -95,7 +95,8 @@ def make_trainer(cfg: ExperimentConfig, tasks: Sequence[Task], model: torch.nn.M
                  train: TensorDataset, *, weighting: str | None = None,
                  weighting_params: dict[str, Any] | None = None, seed: int | None = None,
                  run_dir: RunDir | None = None, epochs: int | None = None,
-                 progress: bool = True, callbacks: Sequence[Any] = ()) -> Trainer:
+                 progress: bool = True, callbacks: Sequence[Any] = (),
+                 max_steps: int | None = None) -> Trainer:
     t = cfg.training
     if t.threads:
         torch.set_num_threads(t.threads)
@@ -112,7 +113,8 @@ def make_trainer(cfg: ExperimentConfig, tasks: Sequence[Task], model: torch.nn.M
                    patience=t.patience, monitor=t.monitor, device=t.device, seed=seed,
                    deterministic=t.deterministic, run_dir=run_dir, progress=progress, nonfinite=t.nonfinite,
                    precision=t.precision, tensorboard=t.tensorboard,
-                   callbacks=callbacks, weighting_optimizer=cfg.weighting.optimizer.model_dump())
+                   callbacks=callbacks, weighting_optimizer=cfg.weighting.optimizer.model_dump(),
+                   max_steps=max_steps)
 
 
 def run_experiment(cfg: ExperimentConfig, run_dir: str | Path | RunDir | None = None, *,
@@ -120,10 +122,11 @@ def run_experiment(cfg: ExperimentConfig, run_dir: str | Path | RunDir | None = 
                    weighting_params: dict[str, Any] | None = None, seed: int | None = None,
                    fraction: float | None = None, width: float | None = None,
                    epochs: int | None = None, progress: bool = True, resume: bool = False,
-                   callbacks: Sequence[Any] = ()) -> FitResult:
+                   callbacks: Sequence[Any] = (), max_steps: int | None = None) -> FitResult:
     """Train the configured model (optionally on a subset of the tasks, another weighting,
-    seed, training fraction or trunk width) and write ``run_dir`` (with ``predictions.csv``:
-    the best epoch's predictions for the test split)."""
+    seed, training fraction or trunk width; ``max_steps``: stop after that many optimizer steps
+    of the ``epochs``-epoch schedule) and write ``run_dir`` (with ``predictions.csv``: the best
+    epoch's predictions for the test split)."""
     if fraction is not None:
         cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"fraction": fraction})})
     all_tasks = cfg.build_tasks()
@@ -145,12 +148,14 @@ def run_experiment(cfg: ExperimentConfig, run_dir: str | Path | RunDir | None = 
                           "(branches merged while training do not fit the model built at the start)")
     trainer = make_trainer(cfg, tasks, model, splits.train, weighting=weighting,
                            weighting_params=weighting_params, seed=seed, run_dir=rd, epochs=epochs,
-                           progress=progress, callbacks=[*callbacks, *([sharing] if sharing else [])])
+                           progress=progress, callbacks=[*callbacks, *([sharing] if sharing else [])],
+                           max_steps=max_steps)
     record = cfg.to_dict()
     record["run"] = {"tasks": [t.name for t in tasks], "weighting": trainer.weighting.name,
                      "weighting_params": weighting_params if weighting else cfg.weighting.params,
                      "seed": seed, "fraction": cfg.data.fraction, "width": width or cfg.model.width,
-                     "epochs": epochs or cfg.training.epochs}
+                     "epochs": epochs or cfg.training.epochs,
+                     **({"max_steps": max_steps} if max_steps is not None else {})}
     result = trainer.fit(splits.train, splits.val, splits.test, resume=resume, config=record)
     if rd is not None and not rd.readonly:  # in a torchrun job only rank 0 writes
         write_predictions(rd.file("predictions.csv"), tasks, trainer.predict(splits.test), splits.test)

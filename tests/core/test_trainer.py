@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
@@ -63,6 +64,41 @@ def test_same_seed_same_result_and_resume_is_exact(tmp_path, toy_data) -> None:
     resumed = make(tmp_path / "part", epochs=4).fit(train, val, test, resume=True)
     assert [r["epoch"] for r in RunDir(tmp_path / "part").history()] == [1, 2, 3, 4]
     assert resumed.test == full.test
+
+
+def test_max_steps_stops_the_full_schedule_early(tmp_path, toy_data) -> None:
+    """``max_steps`` stops the run of ``epochs`` epochs (schedule not compressed) mid-epoch; the
+    model is the full run's after that many steps and is scored there."""
+    train, val, _ = toy_data  # 1000 samples / 64 = 16 steps per epoch
+    seen: list[dict[str, torch.Tensor]] = []
+
+    def after_20(model, batch, losses) -> None:  # the hook before step 21 sees the weights after 20
+        if len(seen) == 20:
+            seen.append({k: v.detach().clone() for k, v in model.state_dict().items()})
+        else:
+            seen.append({})
+
+    spec = OptimizerSpec(lr=0.05, schedule="cosine")
+    torch.manual_seed(0)
+    ref = Trainer(MultiTaskModel(MLPTrunk(20, hidden=(32,)), TASKS), TASKS, "uniform", spec, epochs=4,
+                  batch_size=64, progress=False, seed=0)
+    for epoch in (1, 2):
+        ref.train_epoch(train, epoch, inspect=after_20)
+    last: dict[str, torch.Tensor] = {}
+    torch.manual_seed(0)
+    stopped = Trainer(MultiTaskModel(MLPTrunk(20, hidden=(32,)), TASKS), TASKS, "uniform", spec, epochs=4,
+                      batch_size=64, progress=False, seed=0, max_steps=20, run_dir=RunDir(tmp_path),
+                      callbacks=[lambda t, e: last.update({k: v.clone() for k, v in t.model.state_dict().items()})])
+    res = stopped.fit(train, val)
+    assert stopped.step == 20 and res.epochs_run == 2
+    assert all(torch.equal(last[k], v) for k, v in seen[20].items())
+    # epoch 2 ran at the 4-epoch cosine schedule's second value, not a 2-epoch one's
+    assert res.history[1]["lr"] == pytest.approx(0.05 * (1 + math.cos(math.pi / 4)) / 2)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["steps_run"] == 20 and summary["max_steps"] == 20
+    assert res.val["c"]["loss"] == pytest.approx(summary["val"]["c"]["loss"])
+    with pytest.raises(ConfigError, match="max_steps"):
+        make(max_steps=0)
 
 
 def test_early_stopping_stops(toy_data) -> None:

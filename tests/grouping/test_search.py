@@ -73,8 +73,25 @@ def test_exhaustive_outputs_and_baselines(exhaustive, folder: Path, half_cost: f
     assert "k-task networks against single-task networks" in report
 
 
-def test_esa_selects_on_early_losses_and_scores_full_networks(cfg, exhaustive, folder: Path) -> None:
-    r = group_search(cfg, "esa", BUDGETS, "sequential", folder, esa_fraction=0.2, n_random=200)
+def test_esa_stops_the_real_schedule_after_a_share_of_one_epoch(cfg, exhaustive, folder: Path) -> None:
+    # Standley's ESA: 160 training samples / batch 64 = 3 steps per epoch, 2 epochs; 0.5 of an
+    # epoch = ceil(1.5) = 2 steps of the 6-step schedule, then the validation loss at that point
+    r = group_search(cfg, "esa", BUDGETS, "sequential", folder, esa_fraction=0.5, n_random=200)
+    early = CandidateTable.read(folder / "esa-2steps" / "candidates.csv")
+    assert len(early) == 10
+    assert {(c.extra["steps_run"], c.extra["max_steps"], c.extra["epochs"], c.extra["epochs_run"]) for c in early} \
+        == {("2", "2", "2", "1")}
+    # compute: the steps really taken, 2 of 6 per candidate = a third of the exhaustive search
+    assert r.compute["search"] == pytest.approx(exhaustive.compute["search"] * 2 / 6)
+    summary = json.loads((folder / "esa-2steps" / "runs" / "left@full" / "summary.json").read_text())
+    assert summary["steps_run"] == 2 and summary["best_epoch"] == 1
+    assert r.compute["total"] == pytest.approx(r.compute["search"] + r.compute["final"] + r.compute["reference"])
+    with pytest.raises(ConfigError, match="esa_fraction"):
+        group_search(cfg, "esa", BUDGETS, "sequential", folder, esa_fraction=3.0)
+
+
+def test_esa_epochs_variant_selects_on_early_losses_and_scores_full_networks(cfg, exhaustive, folder: Path) -> None:
+    r = group_search(cfg, "esa_epochs", BUDGETS, "sequential", folder, esa_fraction=0.2, n_random=200)
     early = CandidateTable.read(folder / "esa-1ep" / "candidates.csv")
     assert len(early) == 10 and {c.extra["epochs_run"] for c in early} == {"1"}
     # search = every candidate for 1 of 2 epochs = half the exhaustive compute

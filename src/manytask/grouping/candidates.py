@@ -69,9 +69,11 @@ __all__ = [
     "ceil_epochs",
     "compute_equivalents",
     "enumerate_subsets",
+    "esa_steps",
     "input_shape_of",
     "pin_data_seed",
     "spec_for",
+    "steps_per_epoch",
     "train_candidates",
     "trunk_multiply_adds",
     "width_for_cost",
@@ -276,9 +278,12 @@ def candidate_seed(base_seed: int, name: str) -> int:
 
 
 # ---------------------------------------------------------------------------------- training
-def _to_candidate(spec: CandidateSpec, out: TrainOutcome, epochs: int, seed: int, run: str) -> Candidate:
+def _to_candidate(spec: CandidateSpec, out: TrainOutcome, epochs: int, seed: int, run: str,
+                  max_steps: int | None = None) -> Candidate:
     extra = {"name": spec.name, "width": repr(spec.width), "macs": str(spec.macs), "epochs": str(epochs),
              "epochs_run": str(out.epochs_run), "best_epoch": str(out.best_epoch), "seed": str(seed), "run": run}
+    if max_steps is not None:
+        extra.update(max_steps=str(max_steps), steps_run=str(out.steps_run if out.steps_run is not None else max_steps))
     return Candidate(frozenset(spec.tasks), spec.cost, dict(out.val_loss), test_loss=dict(out.test_loss),
                      train_seconds=out.train_seconds, extra=extra)
 
@@ -302,6 +307,7 @@ def train_candidates(
     threads: int = 1,
     progress: bool = False,
     on_result: Callable[[CandidateSpec, Candidate, TrainOutcome], None] | None = None,
+    max_steps: int | None = None,
 ) -> CandidateTable:
     """Train the candidates that ``stage_dir/candidates.csv`` does not hold yet.
 
@@ -318,6 +324,9 @@ def train_candidates(
         seed: base seed (default: the config's); candidate seeds by :func:`candidate_seed`.
         threads: torch threads per training job.
         on_result: called after each newly finished candidate is persisted (may raise to stop).
+        max_steps: stop every candidate after this many optimizer steps of the ``epochs``-epoch
+            schedule (the early-stopping approximation; recorded in the ``max_steps`` and
+            ``steps_run`` columns).
 
     Returns:
         The table of the requested candidates (in canonical order) with their losses.
@@ -347,13 +356,16 @@ def train_candidates(
         if c is not None and c.extra.get("epochs") not in (None, str(epochs)):
             raise DataError(f"{path}: {s.name} was trained for {c.extra.get('epochs')} epochs, not {epochs}; "
                             "use another output folder")
+        if c is not None and c.extra.get("max_steps") != (None if max_steps is None else str(max_steps)):
+            raise DataError(f"{path}: {s.name} was trained with max_steps {c.extra.get('max_steps')}, not {max_steps}; "
+                            "use another output folder")
     todo = [s for s in specs if s.key not in have]
     config = cfg.to_dict()
     if config["data"].get("idx_dir"):  # workers (Ray) may run in another working directory
         config["data"]["idx_dir"] = str(Path(config["data"]["idx_dir"]).expanduser().resolve())
     jobs = [TrainJob(index=i, name=s.name, config=config, tasks=s.tasks, width=s.width,
                      seed=candidate_seed(base, s.name), epochs=epochs,
-                     run_dir=str((stage / RUNS_DIR / s.name).resolve()), threads=threads)
+                     run_dir=str((stage / RUNS_DIR / s.name).resolve()), threads=threads, max_steps=max_steps)
             for i, s in enumerate(todo)]
     if jobs:
         own = not isinstance(executor, Executor)
@@ -361,7 +373,7 @@ def train_candidates(
         try:
             for k, (_, out) in enumerate(ex.run(run_job, jobs), start=1):
                 spec = todo[out.index]
-                cand = _to_candidate(spec, out, epochs, jobs[out.index].seed, f"{RUNS_DIR}/{spec.name}")
+                cand = _to_candidate(spec, out, epochs, jobs[out.index].seed, f"{RUNS_DIR}/{spec.name}", max_steps)
                 have[cand.key] = cand
                 _write(path, names, have.values(), order)
                 if progress:
@@ -377,21 +389,49 @@ def train_candidates(
     return CandidateTable(names, sorted((c for k, c in have.items() if k in wanted), key=order), source=str(path))
 
 
-def compute_equivalents(table: CandidateTable | Iterable[Candidate], full_epochs: int) -> float:
+def compute_equivalents(table: CandidateTable | Iterable[Candidate], full_epochs: int,
+                        steps_per_epoch: int | None = None) -> float:
     """Training compute of the trained networks in full-training equivalents:
-    ``sum_n epochs_run(n) * cost(n) / full_epochs`` (a full-size network trained for the whole
-    schedule counts 1). Uses each candidate's ``epochs_run`` extra column."""
+    ``sum_n epochs(n) * cost(n) / full_epochs`` (a full-size network trained for the whole
+    schedule counts 1), ``epochs(n)`` = the candidate's ``epochs_run`` column, or, for a run
+    stopped after a number of steps (a ``steps_run`` column) and with ``steps_per_epoch`` given,
+    ``steps_run / steps_per_epoch``: the steps it really took."""
     total = 0.0
     for c in table:
-        run = c.extra.get("epochs_run")
+        steps = c.extra.get("steps_run")
+        if steps is not None and steps_per_epoch:
+            run: Any = float(steps) / float(steps_per_epoch)
+        else:
+            run = c.extra.get("epochs_run")
         if run is None:
             raise DataError(f"candidate {c.label}: no 'epochs_run' column to account its training compute")
         total += float(run) * float(c.cost) / float(full_epochs)
     return total
 
 
+def steps_per_epoch(cfg: ExperimentConfig) -> int:
+    """Optimizer steps of one epoch of ``cfg``: ``ceil(training examples / batch size)``."""
+    from manytask.experiment import build_data, columns_for, task_splits
+
+    cfg = pin_data_seed(cfg)
+    tasks = cfg.build_tasks()
+    n = len(task_splits(build_data(cfg, columns_for(tasks)), tasks).train)
+    if n < 1:
+        raise ConfigError("training split is empty")
+    return math.ceil(n / cfg.training.batch_size)
+
+
+def esa_steps(per_epoch: int, fraction: float, epochs: int) -> int:
+    """The early-stopping approximation's length in optimizer steps:
+    ``max(1, ceil(fraction * per_epoch))`` (Standley et al.: one pass over 20% of the training
+    data, ``fraction = 0.2``), at most the whole schedule (``fraction`` in ``(0, epochs]``)."""
+    if not 0 < fraction <= epochs:
+        raise ConfigError(f"esa_fraction must be in (0, epochs = {epochs}] (a share of one epoch), got {fraction}")
+    return min(per_epoch * epochs, max(1, math.ceil(fraction * per_epoch - 1e-9)))
+
+
 def ceil_epochs(epochs: int, fraction: float) -> int:
-    """``max(1, ceil(fraction * epochs))`` (the early-stopping approximation's schedule)."""
+    """``max(1, ceil(fraction * epochs))`` (the ``esa_epochs`` variant's compressed schedule)."""
     if not 0 < fraction <= 1:
         raise ConfigError(f"esa_fraction must be in (0, 1], got {fraction}")
     return max(1, math.ceil(fraction * epochs - 1e-9))

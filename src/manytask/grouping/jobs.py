@@ -38,6 +38,8 @@ class TrainJob:
         run_dir: the candidate's RunDir (a finished one is read, not retrained; a partial one
             is resumed from its last finished epoch).
         threads: torch intra-op threads while training.
+        max_steps: stop after this many optimizer steps of the ``epochs``-epoch schedule
+            (the early-stopping approximation; None = the whole schedule).
     """
 
     index: int
@@ -49,6 +51,7 @@ class TrainJob:
     epochs: int
     run_dir: str
     threads: int = 1
+    max_steps: int | None = None
 
     @property
     def label(self) -> str:
@@ -65,6 +68,7 @@ class TrainOutcome:
         train_seconds: summed training time of its epochs (history), evaluation excluded.
         seconds: wall time of the last ``fit`` call (0 when the run was already finished).
         epochs_run, best_epoch: from the summary.
+        steps_run: optimizer steps taken (None for a run directory written before it was recorded).
         reused: True when the RunDir was already complete and nothing was trained.
     """
 
@@ -77,6 +81,7 @@ class TrainOutcome:
     epochs_run: int
     best_epoch: int
     reused: bool = False
+    steps_run: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -96,6 +101,7 @@ def _outcome(job: TrainJob, summary: dict[str, Any], seconds: float, reused: boo
         epochs_run=int(summary["epochs_run"]),
         best_epoch=int(summary["best_epoch"]),
         reused=reused,
+        steps_run=None if summary.get("steps_run") is None else int(summary["steps_run"]),
     )
 
 
@@ -118,5 +124,5 @@ def run_job(job: TrainJob) -> TrainOutcome:
         cfg = cfg.model_copy(update={"training": cfg.training.model_copy(update={"threads": job.threads})})
     t0 = time.perf_counter()
     run_experiment(cfg, rd, task_names=list(job.tasks), width=job.width, seed=job.seed,
-                   epochs=job.epochs, progress=False, resume=True)
+                   epochs=job.epochs, progress=False, resume=True, max_steps=job.max_steps)
     return _outcome(job, rd.summary() or {}, time.perf_counter() - t0, reused=False)

@@ -10,9 +10,17 @@ Methods
 ``exhaustive``  (Standley, sec. 5) train every candidate (all ``2^n - 1`` task subsets at full
                 size + the ``n`` half-size single-task networks) fully; select on their
                 validation losses.
-``esa``         early-stopping approximation (sec. 5.3.1): train every candidate for
-                ``max(1, ceil(esa_fraction * epochs))`` epochs (default 20%), select on those
-                early validation losses, then train the chosen networks fully and score them.
+``esa``         early-stopping approximation (sec. 5.3.1) as the paper defines it: every
+                candidate starts the real training run (the same optimizer and learning-rate
+                schedule as the full ``epochs``-epoch run) and is stopped after
+                ``max(1, ceil(esa_fraction * steps_per_epoch))`` optimizer steps, one pass over
+                ``esa_fraction`` (default 0.2) of the training data; selection uses the
+                validation losses at that point, then the chosen networks are trained fully
+                and scored.
+``esa_epochs``  the variant this library used first: every candidate trained for
+                ``max(1, ceil(esa_fraction * epochs))`` whole epochs of a schedule *compressed*
+                to that length (a cosine schedule anneals fully), ``esa_fraction`` a share of
+                the schedule; about ``1 / esa_fraction`` cheaper than exhaustive, not 20x.
 ``hoa``         higher-order approximation (sec. 5.3.2): train the networks with <= 2 tasks
                 fully; predict each >= 3-task network's per-task loss as the mean over the
                 pair networks inside it (:func:`~manytask.grouping.selection.higher_order_approximation`);
@@ -46,7 +54,8 @@ Compute accounting
 ------------------
 In full-training equivalents (FTE): a full-size (cost 1) network trained for the config's
 ``epochs`` counts 1; a network of cost ``c`` trained for ``e`` epochs counts ``e * c / epochs``.
-``search`` = what the method trains to choose (ESA: every candidate for the short schedule;
+``search`` = what the method trains to choose (ESA: every candidate for the steps it really
+took, ``steps_run / (steps_per_epoch * epochs)`` each; ``esa_epochs``: its short schedule;
 HOA: every <= 2-task network; TAG/cosine: one all-task run plus the measurement's extra
 forward/backward passes, see :class:`~manytask.grouping.affinity.AffinityResult`);
 ``final`` = training the chosen networks (union over budgets) that the search did not already
@@ -58,7 +67,8 @@ Output folder
 -------------
 ``out_dir/search.json`` (config and seed of the folder; a different config is refused),
 ``out_dir/full/`` (candidates.csv + runs/: every fully trained network, shared by all methods,
-so an exhaustive run makes the other methods' final training free), ``out_dir/esa-<E>ep/``,
+so an exhaustive run makes the other methods' final training free), ``out_dir/esa-<N>steps/``
+(``esa``), ``out_dir/esa-<E>ep/`` (``esa_epochs``),
 ``out_dir/affinity-<kind>/affinity.json``, and per method ``out_dir/<method>/``:
 ``result.json``, ``report.md`` (groupings in words, totals per budget, compute, Standley's
 analyses), ``selection_table.csv`` (what selection saw), ``budget_curves.png``.
@@ -86,7 +96,9 @@ from manytask.grouping.candidates import (
     build_candidates,
     ceil_epochs,
     compute_equivalents,
+    esa_steps,
     pin_data_seed,
+    steps_per_epoch,
     train_candidates,
 )
 from manytask.grouping.selection import (
@@ -115,8 +127,8 @@ __all__ = [
     "reference_losses",
 ]
 
-Method = Literal["exhaustive", "esa", "hoa", "tag", "cosine"]
-METHODS: tuple[str, ...] = ("exhaustive", "esa", "hoa", "tag", "cosine")
+Method = Literal["exhaustive", "esa", "esa_epochs", "hoa", "tag", "cosine"]
+METHODS: tuple[str, ...] = ("exhaustive", "esa", "esa_epochs", "hoa", "tag", "cosine")
 Normalize = Literal["single_task", "prior", "none"]
 NORMALIZATIONS: tuple[str, ...] = ("single_task", "prior", "none")
 _WORST_MAX_CANDIDATES = 64
@@ -331,13 +343,15 @@ def group_search(
 
     Args:
         cfg: the experiment config (tasks, data, trunk, schedule, weighting).
-        method: ``exhaustive``, ``esa``, ``hoa``, ``tag`` or ``cosine``.
+        method: ``exhaustive``, ``esa``, ``esa_epochs``, ``hoa``, ``tag`` or ``cosine``.
         budgets: inference budgets in full-network units (default 1, 1.5, ..., n).
         executor: ``sequential``, ``pool``, ``ray`` or an :class:`Executor`.
         out_dir: output folder (reused across methods and resumed; see the module docstring).
         workers: pool processes / local Ray CPUs. ray_address: an existing Ray cluster.
         seed: base seed of the candidates (default: the config's seed).
-        esa_fraction: ESA's share of the schedule (epochs rounded up, at least 1).
+        esa_fraction: ``esa``: the share of ONE epoch's optimizer steps each candidate trains
+            (rounded up, at least 1; default 0.2 = one pass over 20% of the training data);
+            ``esa_epochs``: the share of the schedule (whole epochs, rounded up).
         tag_every: affinity sampling period in optimizer steps.
         affinity_epochs: length of the affinity run (default: the config's epochs).
         normalize: ``single_task``, ``prior`` or ``none``.
@@ -360,8 +374,10 @@ def group_search(
     if not budgets:
         raise ConfigError("budgets: no budget given")
     E = cfg.training.epochs
-    if method == "esa":
+    if method == "esa_epochs":
         ceil_epochs(E, esa_fraction)  # checks esa_fraction before anything is written
+    elif method == "esa":
+        esa_steps(1, esa_fraction, E)
     if method in ("tag", "cosine") and tag_every < 1:
         raise ConfigError(f"tag_every: must be >= 1, got {tag_every}")
     if isinstance(executor, str):
@@ -396,10 +412,22 @@ def group_search(
             search_fte = compute_equivalents(raw, E)
             searched_full = {c.key for c in raw}
         elif method == "esa":
+            per_epoch = steps_per_epoch(cfg)
+            n = esa_steps(per_epoch, esa_fraction, E)
+            stage = out / f"esa-{n}steps"
+            _log(progress, f"training {len(specs)} candidate(s) in {stage} ({n} of {per_epoch * E} steps, "
+                           f"executor {ex.name})")
+            raw = train_candidates(cfg, specs, stage, epochs=E, executor=ex, seed=base, threads=threads,
+                                   progress=progress, on_result=on_result, max_steps=n)
+            search_fte = compute_equivalents(raw, E, per_epoch)
+            notes.append(f"ESA: every candidate stopped after {n} of {per_epoch * E} optimizer steps of the full "
+                         f"schedule ({esa_fraction:g} of an epoch of {per_epoch} steps)")
+        elif method == "esa_epochs":
             e = ceil_epochs(E, esa_fraction)
             raw = train(specs, out / f"esa-{e}ep", e)
             search_fte = compute_equivalents(raw, E)
-            notes.append(f"ESA: every candidate trained {e} of {E} epochs (esa_fraction {esa_fraction:g})")
+            notes.append(f"ESA (epochs variant): every candidate trained {e} of {E} epochs of a schedule "
+                         f"compressed to {e} (esa_fraction {esa_fraction:g})")
         elif method == "hoa":
             low = [s for s in specs if len(s.tasks) <= 2]
             trained = train(low, full_dir, E)
@@ -549,7 +577,7 @@ def _write_outputs(folder: Path, res: GroupSearchResult, specs: Sequence[Candida
              "(each task takes its lowest loss among the chosen networks). Networks chosen on validation "
              "losses" + (" predicted from affinities" if res.method in ("tag", "cosine") else "")
              + (" predicted by the higher-order approximation" if res.method == "hoa" else "")
-             + (" after the short ESA schedule" if res.method == "esa" else "") + ".")
+             + (" after the short ESA run" if res.method in ("esa", "esa_epochs") else "") + ".")
     L += ["", "## Chosen groupings", ""]
     for b, sel, sc in zip(res.budgets, res.selections, res.scored):
         if sel is None:

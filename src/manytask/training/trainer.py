@@ -104,6 +104,10 @@ class Trainer:
             cores, half the activation memory), losses, gradients and weights in float32.
         tensorboard: also write every epoch's history as TensorBoard scalars under
             ``RUN_DIR/tensorboard`` (:mod:`manytask.training.tensorboard`).
+        max_steps: stop after this many optimizer steps (None = the whole schedule). The
+            learning-rate schedule stays the one of ``epochs`` epochs: a run stopped early, not a
+            shorter run (Standley et al.'s early-stopping approximation); the epoch in progress
+            ends there and is scored on the validation split.
         weighting_optimizer: ``lr``/``momentum``/``weight_decay`` of the weighting method's own
             learnable parameters (their own parameter group); a setting not given takes the
             method's default (``param_optimizer`` on its class), else the network's
@@ -133,7 +137,11 @@ class Trainer:
         weighting_optimizer: Mapping[str, float | None] | None = None,
         precision: str = "fp32",
         tensorboard: bool = False,
+        max_steps: int | None = None,
     ) -> None:
+        if max_steps is not None and max_steps < 1:
+            raise ConfigError(f"max_steps must be >= 1, got {max_steps}")
+        self.max_steps = max_steps
         if epochs < 1:
             raise ConfigError(f"training.epochs must be >= 1, got {epochs}")
         if batch_size < 1:
@@ -336,6 +344,8 @@ class Trainer:
         extras: list[dict[str, float]] = []
         skipped = 0
         for batch in train.batches(self.batch_size, shuffle=True, generator=self.generator):
+            if self.out_of_steps():
+                break
             before = self.guard.skipped_steps
             losses, info = self.train_step(batch, inspect)
             weights.append(info.weights.detach())
@@ -354,6 +364,10 @@ class Trainer:
         self.end_epoch(mean_losses, epoch)
         w = torch.stack(weights).float().cpu()
         return {"losses": mean_losses, "weights": w, "extras": extras, "steps": len(weights), "skipped": skipped}
+
+    def out_of_steps(self) -> bool:
+        """Whether ``max_steps`` optimizer steps have been taken."""
+        return self.max_steps is not None and self.step >= self.max_steps
 
     # ------------------------------------------------------------------ fit
     def fit(self, train: TensorDataset, val: TensorDataset | None = None,
@@ -390,7 +404,7 @@ class Trainer:
         bar = tqdm(range(run.start_epoch, self.epochs + 1), desc="epochs", disable=(not self.progress) or None,
                    leave=False, dynamic_ncols=True)
         for epoch in bar:
-            if run.stopped_early:
+            if run.stopped_early or self.out_of_steps():
                 break
             lr = self.optimizer.param_groups[0]["lr"]
             te = time.perf_counter()
@@ -530,6 +544,7 @@ class Trainer:
                 "seed": self.seed, "best_epoch": run.best_epoch, "best_score": run.best_score,
                 "monitor": self.monitor, "epochs_run": len(history), "stopped_early": run.stopped_early,
                 "train_seconds": sum(r["train_seconds"] for r in history), "seconds": seconds,
+                "steps_run": self.step, "max_steps": self.max_steps,
                 "val": val_metrics, "test": test_metrics, "device": str(self.device),
                 "nonfinite": self.guard.summary(),
             })
