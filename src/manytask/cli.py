@@ -244,7 +244,7 @@ def list_trunks() -> None:
 @guarded
 def group(
     config: Path = typer.Argument(..., help="YAML config file (its tasks are the ones to group)"),
-    method: str = typer.Option("exhaustive", "--method", "-m", help="exhaustive, esa, hoa, tag or cosine"),
+    method: str = typer.Option("exhaustive", "--method", "-m", help="exhaustive, esa, esa_epochs, hoa, tag or cosine"),
     budgets: str = typer.Option("", "--budgets", help="inference budgets in full-network units, e.g. 1:5:0.5 "
                                 "(default: 1 to the number of tasks, step 0.5)"),
     executor: str = typer.Option("sequential", "--executor", help="sequential, pool or ray"),
@@ -253,8 +253,12 @@ def group(
     out: Path | None = typer.Option(None, "--out", "-o", help="output folder (default: OUTPUT_DIR/group-NAME); "
                                     "shared by all methods, rerunning skips finished candidates"),
     normalize: str = typer.Option("single_task", "--normalize", help="single_task, prior or none"),
-    esa_fraction: float = typer.Option(0.2, "--esa-fraction", help="ESA: share of the schedule (epochs rounded up)"),
-    tag_every: int = typer.Option(10, "--tag-every", help="tag/cosine: sample affinities every N steps"),
+    esa_fraction: float = typer.Option(0.2, "--esa-fraction", help="esa: share of ONE epoch's steps each candidate "
+                                       "trains (of the full schedule); esa_epochs: share of the schedule (epochs)"),
+    tag_every: int | None = typer.Option(None, "--tag-every", help="tag/cosine: sample affinities every N steps "
+                                         "(default: the variant's; authors: 1, plain: 10)"),
+    tag_variant: str = typer.Option("authors", "--tag-variant", help="tag/cosine: authors (Fifty et al.'s code) "
+                                    "or plain (SGD lookahead, unscaled, a task alone scores 0)"),
     set_: list[str] | None = typer.Option(None, "--set", help="override a config value, e.g. training.epochs=3"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no per-candidate lines"),
 ) -> None:
@@ -267,7 +271,8 @@ def group(
     budget_list = parse_budgets(budgets) if budgets.strip() else None
     root = out or Path(cfg.output_dir) / f"group-{cfg.name}"
     result = group_search(cfg, method, budget_list, executor, root, workers=workers, ray_address=ray_address,
-                          esa_fraction=esa_fraction, tag_every=tag_every, normalize=normalize, progress=not quiet)
+                          esa_fraction=esa_fraction, tag_every=tag_every, tag_variant=tag_variant, normalize=normalize,
+                          progress=not quiet)
     for b, g in zip(result.budgets, result.groupings()):
         what = "infeasible" if g is None else "  ".join("{" + ", ".join(t) + "}" for t in g)
         typer.echo(f"budget {b:g}: {what}")

@@ -13,8 +13,10 @@ from manytask.config import parse_config
 from manytask.data.batch import Batch, TensorDataset
 from manytask.errors import ConfigError, DataError
 from manytask.grouping.affinity import (
+    TAG_VARIANTS,
     AffinityResult,
     affinity_table,
+    affinity_trainer,
     gradient_cosine,
     group_affinity,
     grouping_affinity,
@@ -80,6 +82,54 @@ def test_lookahead_matches_an_explicit_sgd_step() -> None:
     assert torch.allclose(Z[2].float(), expect, rtol=1e-4, atol=1e-7)
 
 
+def test_lookahead_with_the_optimizer_is_its_own_step_divided_by_the_lr() -> None:
+    """The authors' lookahead: the training optimizer's update (SGD with momentum and weight
+    decay, from its current momentum buffer) with task i's gradient, and Z divided by the lr."""
+    import copy
+
+    from manytask.tasks import stack_losses
+
+    model, tasks, batch = mirrored_problem(3)
+    lr = 0.05
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=0.01)
+    for _ in range(2):  # two real steps: the momentum buffers are not zero
+        opt.zero_grad()
+        stack_losses(tasks, model(batch.inputs), batch.targets).sum().backward()
+        opt.step()
+    state_before = copy.deepcopy(opt.state_dict())
+    params_before = {k: v.clone() for k, v in model.state_dict().items()}
+    Z = lookahead_affinity(model, tasks, batch, lr, optimizer=opt, scale=True)
+    # the optimizer and the model are untouched
+    assert all(torch.equal(params_before[k], v) for k, v in model.state_dict().items())
+    for p_id, st in opt.state_dict()["state"].items():
+        assert torch.equal(st["momentum_buffer"], state_before["state"][p_id]["momentum_buffer"])
+    # by hand: θ - lr (0.9 b + g_c + 0.01 θ) on the trunk, heads fixed
+    m2 = copy.deepcopy(model)
+    before = stack_losses(tasks, m2(batch.inputs), batch.targets).detach()
+    trunk = m2.shared_parameters()
+    grads = torch.autograd.grad(stack_losses(tasks, m2(batch.inputs), batch.targets)[2], trunk)
+    bufs = [opt.state[p]["momentum_buffer"] for p in model.shared_parameters()]
+    with torch.no_grad():
+        for p, g, b in zip(trunk, grads, bufs):
+            p -= lr * (0.9 * b + g + 0.01 * p)
+    after = stack_losses(tasks, m2(batch.inputs), batch.targets).detach()
+    assert torch.allclose(Z[2].float(), (1 - after / before) / lr, rtol=1e-4, atol=1e-6)
+    # the plain lookahead differs once momentum has built up
+    plain = lookahead_affinity(model, tasks, batch, lr)
+    assert not torch.allclose(plain[2].float() / lr, Z[2].float(), rtol=1e-3)
+
+
+def test_lookahead_with_a_fresh_optimizer_is_the_sgd_step() -> None:
+    """Before the first step (no momentum buffer) the authors' update is the plain SGD step."""
+    model, tasks, batch = mirrored_problem(4)
+    opt = torch.optim.SGD(model.parameters(), lr=0.02, momentum=0.9)
+    Z = lookahead_affinity(model, tasks, batch, 0.02, optimizer=opt, scale=True)
+    plain = lookahead_affinity(model, tasks, batch, 0.02)
+    assert torch.allclose(Z, plain / 0.02, rtol=1e-6, atol=1e-9)
+    adam = torch.optim.Adam(model.parameters(), lr=0.01)
+    assert torch.isfinite(lookahead_affinity(model, tasks, batch, 0.01, optimizer=adam)).all()
+
+
 def test_cosine_is_symmetric_with_unit_diagonal() -> None:
     model, tasks, batch = mirrored_problem(2)
     C = gradient_cosine(model, tasks, batch)
@@ -115,7 +165,7 @@ def test_affinity_table_selection_maximises_total_affinity() -> None:
     res = AffinityResult(kind="tag", tasks=("left", "odd", "recon"), matrix=Z, counts=np.ones((3, 3), int),
                          every=1, samples=1, train_steps=1, steps_per_epoch=1, epochs_run=1, extra_backward=0,
                          extra_forward=0)
-    table = affinity_table(res, specs)
+    table = affinity_table(res, specs, single_task=0.0)  # the plain variant: a task alone scores 0
     assert len(table) == 7 and all(c.cost == 1.0 for c in table)  # full-size groups only
     i = table.index_of((frozenset({"left", "odd"}), 1.0))
     assert table[i].val_loss == {"left": 1 - 0.2, "odd": 1 - 0.3}
@@ -123,6 +173,16 @@ def test_affinity_table_selection_maximises_total_affinity() -> None:
     # two networks: {left, odd} (affinity 0.5) and recon alone beat every other pair of groups
     assert sorted(tuple(sorted(n.tasks)) for n in sel2.networks) == [("left", "odd"), ("recon",)]
     assert math.isclose(len(res.tasks) - sel2.total_loss, 0.5)
+    # the authors' selection: a task alone scores -1e6, so recon joins a group; {odd, recon}
+    # (recon receives Z[odd, recon] = -0.1) next to {left, odd}: 0.2 + 0.3 - 0.1 = 0.4
+    authors = affinity_table(res, specs)
+    j = authors.index_of((frozenset({"recon"}), 1.0))
+    assert authors[j].val_loss == {"recon": 1 + 1e6}
+    sel2 = select_many(authors, [2.0])[0]
+    assert sorted(tuple(sorted(n.tasks)) for n in sel2.networks) == [("left", "odd"), ("odd", "recon")]
+    assert math.isclose(len(res.tasks) - sel2.total_loss, 0.4)
+    assert math.isclose(grouping_affinity(Z, res.tasks, [["left", "odd"], ["odd", "recon"]], -1e6), 0.4)
+    assert grouping_affinity(Z, res.tasks, [["left", "odd"], ["recon"]], -1e6) < -1e5
 
 
 def test_measurement_does_not_change_training_and_overhead_by_hand() -> None:
@@ -159,12 +219,13 @@ def test_measurement_does_not_change_training_and_overhead_by_hand() -> None:
         train_with_affinity(trainer(), data, every=0)
 
 
-@pytest.mark.parametrize(("method", "schedule", "dropout"), [
-    ("famo", "none", 0.0),      # FAMO learns its logits in after_step
-    ("dwa", "plateau", 0.0),    # on_epoch_end and ReduceLROnPlateau see the same epoch losses
-    ("uniform", "none", 0.3),   # the measurement draws no random numbers of the training run
+@pytest.mark.parametrize(("method", "schedule", "dropout", "lookahead"), [
+    ("famo", "none", 0.0, "optimizer"),   # FAMO learns its logits in after_step
+    ("dwa", "plateau", 0.0, "optimizer"),  # on_epoch_end and ReduceLROnPlateau see the same epoch losses
+    ("uniform", "none", 0.3, "optimizer"),  # the measurement draws no random numbers of the training run
+    ("uniform", "none", 0.3, "sgd"),
 ])
-def test_affinity_run_is_exactly_the_trainers_run(method: str, schedule: str, dropout: float) -> None:
+def test_affinity_run_is_exactly_the_trainers_run(method: str, schedule: str, dropout: float, lookahead: str) -> None:
     """Every weighting hook and the schedule behave as in ``Trainer.fit``: with the same seed the
     measured run ends with the same model, weighting state and learning rate, bit for bit."""
     g = torch.Generator().manual_seed(0)
@@ -187,7 +248,7 @@ def test_affinity_run_is_exactly_the_trainers_run(method: str, schedule: str, dr
 
     trainer(callbacks=[snapshot]).fit(data)
     measured = trainer()
-    train_with_affinity(measured, data, kind="tag", every=2)
+    train_with_affinity(measured, data, kind="tag", every=2, lookahead=lookahead)
     got = {"model": measured.model.state_dict(), "weighting": measured.weighting.state_dict(),
            "lr": {"lr": torch.tensor(measured.optimizer.param_groups[0]["lr"])}}
     if method == "famo":
@@ -200,9 +261,36 @@ def test_affinity_run_is_exactly_the_trainers_run(method: str, schedule: str, dr
             assert torch.equal(value, got[part][key]), f"{part} {key} differs"
 
 
+@pytest.mark.parametrize("variant", ["authors", "plain"])
+def test_measured_run_with_dropout_ends_bit_for_bit_as_the_unmeasured_one(variant: str) -> None:
+    """A config with ``model.dropout > 0`` and SGD with momentum: the affinity run (every step
+    measured, lookahead forwards in training mode draw dropout masks) ends with exactly the
+    parameters, momentum buffers and learning rate of the same run without the measurement."""
+    cfg = parse_config({**TINY, "model": {**TINY["model"], "dropout": 0.3}})
+    plain, splits = affinity_trainer(cfg, seed=5)
+    for epoch in range(1, plain.epochs + 1):
+        plain.train_epoch(splits.train, epoch)
+    measured, _ = affinity_trainer(cfg, seed=5)
+    res = train_with_affinity(measured, splits.train, kind="tag", every=1, lookahead=TAG_VARIANTS[variant].lookahead,
+                              scale=TAG_VARIANTS[variant].scale)
+    assert res.samples == res.train_steps > 0 and np.isfinite(res.matrix[~np.eye(3, dtype=bool)]).all()
+    a, b = plain.model.state_dict(), measured.model.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    sa, sb = plain.optimizer.state_dict()["state"], measured.optimizer.state_dict()["state"]
+    assert sa.keys() == sb.keys() and all(torch.equal(sa[i]["momentum_buffer"], sb[i]["momentum_buffer"]) for i in sa)
+    assert plain.optimizer.param_groups[0]["lr"] == measured.optimizer.param_groups[0]["lr"]
+    assert torch.equal(plain.generator.get_state(), measured.generator.get_state())
+    # and the dropout does act: the same trainer without dropout ends elsewhere
+    other, _ = affinity_trainer(parse_config(TINY), seed=5)
+    for epoch in range(1, other.epochs + 1):
+        other.train_epoch(splits.train, epoch)
+    assert any(not torch.equal(v, other.model.state_dict()[k]) for k, v in a.items())
+
+
 def test_run_affinity_saves_and_reloads(tmp_path: Path) -> None:
     cfg = parse_config(TINY)
     res = run_affinity(cfg, tmp_path, kind="tag", every=2)
+    assert res.lookahead == "optimizer" and res.scale and res.settings["lookahead"] == "optimizer"
     assert res.tasks == ("left", "odd", "recon") and res.samples == 4 and res.epochs_run == 2
     assert np.isfinite(res.matrix).all()
     assert set(res.val) == {"left", "odd", "recon"} and "loss" in res.test["recon"]

@@ -138,6 +138,18 @@ def test_tag_and_cosine(cfg, exhaustive, folder: Path) -> None:
         assert r.compute["search"] == pytest.approx(1.0 + a.overhead_equivalents(2))
         assert r.compute["affinity_overhead"] == pytest.approx((2 * 18 + a.extra_forward) / 3 / 6)
         assert r.scored[1] is not None and r.curves[f"{method} (test)"][2] is not None
+        # the authors' selection never serves a task by a group of its own
+        singles = [c for c in r.selection_table if len(c.tasks) == 1]
+        assert singles and all(v == pytest.approx(1 + 1e6) for c in singles for v in c.val_loss.values())
+        assert all(len(n.tasks) > 1 for s in r.selections for n in s.networks)
+    plain = group_search(cfg, "tag", [1.0, 2.0], "sequential", folder, tag_variant="plain", n_random=200)
+    assert (folder / "affinity-tag-plain" / "affinity.json").is_file()
+    a = plain.affinity
+    assert a.every == 10 and a.samples == 1 and a.lookahead == "sgd" and not a.scale  # steps 0 of 6
+    singles = [c for c in plain.selection_table if len(c.tasks) == 1]
+    assert all(v == 1.0 for c in singles for v in c.val_loss.values())
+    with pytest.raises(ConfigError, match="tag_variant"):
+        group_search(cfg, "tag", [1.0], "sequential", folder, tag_variant="fancy")
 
 
 def test_interrupted_search_resumes(cfg, exhaustive, tmp_path: Path) -> None:

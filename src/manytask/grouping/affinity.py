@@ -4,22 +4,48 @@ Two affinities, both sampled every ``every`` training steps of a single multi-ta
 (uniform or configured weighting, all tasks, full width) and averaged over the run:
 
 **Lookahead inter-task affinity** (TAG; Fifty et al., NeurIPS 2021, "Efficiently Identifying
-Task Groupings for Multi-Task Learning", eq. 1-2). At step ``t`` with batch ``X^t``, shared
+Task Groupings for Multi-Task Learning", eq. 1-3). At step ``t`` with batch ``X^t``, shared
 parameters ``θ_s`` and the optimizer's current learning rate ``η``, for each task ``i`` take
-one SGD step of the *shared* parameters on task ``i``'s loss alone,
+one step of the *shared* parameters on task ``i``'s loss alone, ``θ_{s|i}^{t+1}``, and
+measure on the same batch, for every task ``j`` (task-specific heads unchanged),
 
-    θ_{s|i}^{t+1} = θ_s^t - η ∇_{θ_s} L_i(X^t, θ_s^t, θ_i^t),
+    Z^t_{i→j} = (1 - L_j(X^t, θ_{s|i}^{t+1}, θ_j^t) / L_j(X^t, θ_s^t, θ_j^t)) / η.
 
-and measure on the same batch, for every task ``j`` (task-specific heads unchanged),
+``Z_{i→j} > 0``: a step for ``i`` lowers ``j``'s loss.
 
-    Z^t_{i→j} = 1 - L_j(X^t, θ_{s|i}^{t+1}, θ_j^t) / L_j(X^t, θ_s^t, θ_j^t).
+Variants (:data:`TAG_VARIANTS`; ``authors`` is the default):
 
-``Z_{i→j} > 0``: a step for ``i`` lowers ``j``'s loss. The lookahead is a functional forward
-(:func:`torch.func.functional_call`) with the shared parameters replaced; the model, its
+========================  ===========================================  ==========================
+                          ``authors`` (Fifty et al.'s released code)    ``plain`` (eq. 1-2 as printed)
+========================  ===========================================  ==========================
+lookahead step            the training optimizer's own update with       ``θ_s - η ∇_{θ_s} L_i``
+                          ``∇_{θ_s} L_i`` as the gradient, from its
+                          current state (SGD: ``θ_s - η (μ b + g_i +
+                          λ θ_s)``, momentum buffer ``b``, weight decay
+                          ``λ``; ``θ_s - η g_i`` before the first step)
+scale                     ``Z`` divided by ``η``                        none
+sampled steps             every step                                    every 10th
+a task alone              ``S_{j}(j) = -1e6``: never serves itself      ``S_{j}(j) = 0``
+========================  ===========================================  ==========================
+
+Sources in google-research/tag: ``celeba/CelebA.ipynb`` (``train_step``: the lookahead uses
+the Keras SGD momentum slot, ``base_update = momentum * slot - lr * grad``, plain ``lr * grad``
+on the first step; ``task_gain = (1 - L_after / L_before) / lr``; measured on every batch,
+averaged per epoch), ``taskonomy/tag.patch`` (``lookahead``: PyTorch SGD with momentum and
+weight decay, the same ``/ lr``; measured every 10th batch), and
+``network_selection/TAG_network_selection.ipynb`` (a single-task group scores ``-1e6``; a
+group's score for a task is the mean of the affinities it receives from the other members; a
+grouping scores the mean over tasks of each task's best group; overlapping groups allowed).
+Any torch optimizer works here (a copy of each shared parameter and of its optimizer state takes
+the step; Adam uses its moments), but the authors only used SGD with momentum.
+
+The lookahead is a functional forward (:func:`torch.func.functional_call`) with the shared parameters replaced; the model, its
 buffers and the optimizer are never touched, and the measurement is a step hook of the
 :class:`~manytask.training.Trainer` (run with the random number generators forked), so the
-training run itself is exactly the same as without the measurement. ``Z = mean_t Z^t`` (pairs where ``L_j`` is zero, or task ``i`` had
-no label in the batch, are skipped for that step).
+training run itself is exactly the same as without the measurement (tested with dropout).
+``Z = mean_t Z^t`` over the sampled steps, the paper's eq. 3 (pairs where ``L_j`` is zero, or
+task ``i`` had no label in the batch, are skipped for that step); the authors' code keeps the
+per-epoch means, here in :attr:`AffinityResult.per_epoch`.
 
 **Gradient cosine similarity** (the cheaper signal; cf. Yu et al. 2020's conflicting
 gradients): ``C^t_{ij} = cos(∇_{θ_s} L_i, ∇_{θ_s} L_j)`` on the batch, ``C = mean_t C^t``;
@@ -29,7 +55,7 @@ Groupings from affinities
 -------------------------
 For a group ``G`` and a task ``j ∈ G`` the affinity ``j`` receives is
 
-    S_G(j) = mean_{i ∈ G, i ≠ j} A[i, j]        (0 for a single-task group),
+    S_G(j) = mean_{i ∈ G, i ≠ j} A[i, j]        (-1e6, or 0 with ``plain``, for a single-task group),
 
 with ``A = Z`` (TAG) or ``A = C`` (cosine). :func:`affinity_table` turns this into a candidate
 table of *predicted relative losses* ``L̂(G, j) = 1 - S_G(j)`` for every full-size candidate
@@ -73,9 +99,13 @@ from manytask.tasks import Task, stack_losses
 from manytask.training.trainer import Trainer
 
 __all__ = [
+    "SINGLE_TASK_SCORE",
+    "TAG_VARIANTS",
     "AffinityKind",
     "AffinityResult",
+    "TagVariant",
     "affinity_table",
+    "affinity_trainer",
     "gradient_cosine",
     "group_affinity",
     "grouping_affinity",
@@ -88,6 +118,34 @@ AffinityKind = Literal["tag", "cosine"]
 AFFINITY_KINDS: tuple[str, ...] = ("tag", "cosine")
 #: forward-pass units: a training step (forward + backward), one extra backward, one extra forward
 STEP_UNITS, BACKWARD_UNITS, FORWARD_UNITS = 3.0, 2.0, 1.0
+#: the score the authors' network selection gives a task in a group of its own (TAG_network_selection.ipynb)
+SINGLE_TASK_SCORE = -1e6
+
+
+@dataclass(frozen=True)
+class TagVariant:
+    """How affinities are measured and turned into groups (module docstring, "Variants").
+
+    Attributes:
+        lookahead: ``"optimizer"`` (the training optimizer's own update from its current state)
+            or ``"sgd"`` (``θ_s - η ∇L_i``).
+        scale: divide the lookahead affinity by the learning rate ``η``.
+        every: sampling period in optimizer steps.
+        single_task: ``S_{{j}}(j)``, the affinity a task receives in a group of its own.
+    """
+
+    lookahead: str
+    scale: bool
+    every: int
+    single_task: float
+
+
+#: ``authors``: Fifty et al.'s released code; ``plain``: the paper's eq. 1-2 taken literally
+#: (this library's first version)
+TAG_VARIANTS: dict[str, TagVariant] = {
+    "authors": TagVariant(lookahead="optimizer", scale=True, every=1, single_task=SINGLE_TASK_SCORE),
+    "plain": TagVariant(lookahead="sgd", scale=False, every=10, single_task=0.0),
+}
 
 
 @dataclass
@@ -125,6 +183,8 @@ class AffinityResult:
     val: dict[str, dict[str, float]] = field(default_factory=dict)
     test: dict[str, dict[str, float]] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
+    lookahead: str = "sgd"
+    scale: bool = False
 
     def __getitem__(self, key: tuple[str, str]) -> float:
         i, j = key
@@ -225,9 +285,50 @@ def _has_labels(tasks: Sequence[Task], batch: Batch) -> list[bool]:
     return [bool(t.label_mask(batch.targets[t.name], batch.masks.get(t.name)).any()) for t in tasks]
 
 
+def _sgd_update(params: Mapping[str, Tensor], names: Sequence[str], grads: Sequence[Tensor],
+                lr: float) -> dict[str, Tensor]:
+    """``θ_s - lr ∇_{θ_s} L_i``: the plain SGD step of the paper's eq. 1."""
+    return {n: params[n] - lr * g for n, g in zip(names, grads)}
+
+
+def _optimizer_update(optimizer: torch.optim.Optimizer, model: nn.Module, names: Sequence[str],
+                      grads: Sequence[Tensor]) -> dict[str, Tensor]:
+    """The shared parameters after the step ``optimizer`` would take with ``grads`` as their
+    gradients: its own update rule, hyperparameters and current state (SGD: weight decay and the
+    momentum buffer, ``θ - η (μ b + g + λ θ)``, or ``θ - η g`` before the first step; Adam: its
+    moments and step count). A copy of each parameter and of its state takes the step, so the
+    optimizer and the model are left untouched."""
+    import copy
+
+    params = dict(model.named_parameters())
+    group_of = {id(p): gi for gi, g in enumerate(optimizer.param_groups) for p in g["params"]}
+    groups: dict[int, list[tuple[str, Tensor, Tensor]]] = {}
+    for n, g in zip(names, grads):
+        p = params[n]
+        if id(p) not in group_of:
+            raise ConfigError(f"affinity: shared parameter '{n}' is not in the optimizer")
+        q = p.detach().clone()
+        q.grad = g.detach().clone().to(q.dtype)
+        groups.setdefault(group_of[id(p)], []).append((n, p, q))
+    new: dict[str, Tensor] = {}
+    for gi, items in groups.items():
+        hyper = {k: v for k, v in optimizer.param_groups[gi].items() if k != "params"}
+        shadow = type(optimizer)([{**hyper, "params": [q for _, _, q in items]}])
+        for _, p, q in items:
+            if p in optimizer.state and optimizer.state[p]:  # noqa: RUF019 - state is a defaultdict: never insert
+                shadow.state[q] = copy.deepcopy(optimizer.state[p])
+        with torch.no_grad():
+            shadow.step()
+        new.update({n: q.detach() for n, _, q in items})
+    return new
+
+
 def _lookahead_from_grads(model: nn.Module, tasks: Sequence[Task], batch: Batch, names: Sequence[str],
                           grads: Sequence[list[Tensor] | None], before: Tensor, lr: float,
-                          active: Sequence[bool]) -> tuple[Tensor, Tensor]:
+                          active: Sequence[bool], optimizer: torch.optim.Optimizer | None = None,
+                          scale: bool = False) -> tuple[Tensor, Tensor]:
+    """``Z[i, j]`` for every task pair: ``optimizer`` given, the lookahead is its own update
+    (:func:`_optimizer_update`), else plain SGD with ``lr``; ``scale`` divides by ``lr``."""
     k = len(tasks)
     Z = torch.full((k, k), math.nan, dtype=torch.float64)
     valid = torch.zeros((k, k), dtype=torch.bool)
@@ -237,15 +338,17 @@ def _lookahead_from_grads(model: nn.Module, tasks: Sequence[Task], batch: Batch,
         if gi is None:
             continue
         new = dict(params)
-        for n, g in zip(names, gi):
-            new[n] = params[n] - lr * g
+        if optimizer is not None:
+            new.update(_optimizer_update(optimizer, model, names, gi))
+        else:
+            new.update(_sgd_update(params, names, gi, lr))
         buffers = {n: b.detach().clone() for n, b in model.named_buffers()}
         with torch.no_grad():
             preds = functional_call(model, (new, buffers), (batch.inputs,))
             after = stack_losses(list(tasks), preds, batch.targets, batch.masks).double()
         for j in range(k):
             if active[j] and float(before[j]) > 0:
-                Z[i, j] = 1.0 - float(after[j]) / float(before[j])
+                Z[i, j] = (1.0 - float(after[j]) / float(before[j])) / (lr if scale else 1.0)
                 valid[i, j] = True
     return Z, valid
 
@@ -273,17 +376,22 @@ def _forward(model: nn.Module, x: Tensor) -> tuple[Tensor | None, dict[str, Tens
     return None, model(x)
 
 
-def lookahead_affinity(model: nn.Module, tasks: Sequence[Task], batch: Batch, lr: float) -> Tensor:
+def lookahead_affinity(model: nn.Module, tasks: Sequence[Task], batch: Batch, lr: float, *,
+                       optimizer: torch.optim.Optimizer | None = None, scale: bool = False) -> Tensor:
     """TAG's ``Z^t_{i→j}`` on one batch (k × k, NaN where undefined); the model is unchanged.
 
-    ``Z[i, j] = 1 - L_j(θ_s - lr ∇_{θ_s} L_i) / L_j(θ_s)`` with the task heads fixed.
+    ``Z[i, j] = 1 - L_j(θ_{s|i}) / L_j(θ_s)`` with the task heads fixed, where ``θ_{s|i}`` is
+    ``θ_s - lr ∇_{θ_s} L_i`` (plain SGD, the paper's eq. 1) or, with ``optimizer``, the step that
+    optimizer would take from its current state with ``∇_{θ_s} L_i`` as the gradient (the
+    authors' code: SGD with momentum); ``scale`` divides ``Z`` by ``lr`` (the authors' code).
     """
     names = _shared_names(model)
     _, preds = _forward(model, batch.inputs)
     losses = stack_losses(list(tasks), preds, batch.targets, batch.masks)
     active = _has_labels(tasks, batch)
     grads = _task_grads(model, names, losses, active)
-    Z, _ = _lookahead_from_grads(model, tasks, batch, names, grads, losses.detach().double(), lr, active)
+    Z, _ = _lookahead_from_grads(model, tasks, batch, names, grads, losses.detach().double(), lr, active,
+                                 optimizer=optimizer, scale=scale)
     return Z
 
 
@@ -304,8 +412,10 @@ class _AffinityMeter:
     from the step's own forward graph, before the update, and the affinity of ``kind`` is added
     to the current epoch's sums."""
 
-    def __init__(self, trainer: Trainer, kind: str, every: int) -> None:
+    def __init__(self, trainer: Trainer, kind: str, every: int, lookahead: str = "optimizer",
+                 scale: bool = True) -> None:
         self.trainer, self.kind, self.every = trainer, kind, every
+        self.lookahead, self.scale = lookahead, scale
         k = len(trainer.tasks)
         self.names = _shared_names(trainer.model)
         self.total = torch.zeros((k, k), dtype=torch.float64)
@@ -324,9 +434,12 @@ class _AffinityMeter:
         grads = _task_grads(model, self.names, losses, active)
         self.extra_backward += sum(active)
         if self.kind == "tag":
-            lr = float(self.trainer.optimizer.param_groups[0]["lr"])
+            opt = self.trainer.optimizer
+            lr = float(_shared_group(opt, model, self.names)["lr"])
             before = losses.detach().double().cpu()
-            A, ok = _lookahead_from_grads(model, tasks, batch, self.names, grads, before, lr, active)
+            A, ok = _lookahead_from_grads(model, tasks, batch, self.names, grads, before, lr, active,
+                                          optimizer=opt if self.lookahead == "optimizer" else None,
+                                          scale=self.scale)
             self.extra_forward += sum(active)
         else:
             A, ok = _cosine_from_grads(grads)
@@ -342,17 +455,29 @@ class _AffinityMeter:
         self.epoch_count = torch.zeros_like(self.count)
 
 
-def train_with_affinity(trainer: Trainer, train: TensorDataset, *, kind: str = "tag", every: int = 10,
+def _shared_group(optimizer: torch.optim.Optimizer, model: nn.Module, names: Sequence[str]) -> dict[str, Any]:
+    """The optimizer's parameter group of the first shared parameter (its ``lr`` is ``η``)."""
+    first = dict(model.named_parameters())[names[0]]
+    for g in optimizer.param_groups:
+        if any(p is first for p in g["params"]):
+            return g
+    return optimizer.param_groups[0]
+
+
+def train_with_affinity(trainer: Trainer, train: TensorDataset, *, kind: str = "tag", every: int = 1,
                         val: TensorDataset | None = None, test: TensorDataset | None = None,
-                        progress: bool = False) -> AffinityResult:
+                        progress: bool = False, lookahead: str = "optimizer", scale: bool = True) -> AffinityResult:
     """Train ``trainer.model`` for ``trainer.epochs`` epochs and sample affinities on the way.
 
     The training is :meth:`Trainer.train_epoch <manytask.training.Trainer.train_epoch>` itself,
     epoch after epoch (so every weighting hook and the learning-rate schedule behave as in
     ``fit``, and the run ends exactly where an unmeasured one would); the measurement is its
     step hook (:class:`_AffinityMeter`). ``val`` / ``test`` are scored with
-    ``trainer.evaluate`` at the end (last epoch's weights).
+    ``trainer.evaluate`` at the end (last epoch's weights). ``lookahead`` (``"optimizer"`` or
+    ``"sgd"``), ``scale`` and ``every``: see :class:`TagVariant` (defaults: the authors' code).
     """
+    if lookahead not in ("optimizer", "sgd"):
+        raise ConfigError(f"lookahead must be 'optimizer' or 'sgd', got {lookahead!r}")
     if kind not in AFFINITY_KINDS:
         raise ConfigError(f"affinity kind must be one of {', '.join(AFFINITY_KINDS)}, got '{kind}'")
     if every < 1:
@@ -360,7 +485,7 @@ def train_with_affinity(trainer: Trainer, train: TensorDataset, *, kind: str = "
     tasks = list(trainer.tasks)
     if len(tasks) < 2:
         raise ConfigError("affinity needs at least two tasks")
-    meter = _AffinityMeter(trainer, kind, every)
+    meter = _AffinityMeter(trainer, kind, every, lookahead, scale)
     steps_per_epoch = 0
     t0 = time.perf_counter()
     for epoch in range(1, trainer.epochs + 1):
@@ -374,6 +499,7 @@ def train_with_affinity(trainer: Trainer, train: TensorDataset, *, kind: str = "
         counts=meter.count.numpy(), every=every, samples=meter.samples, train_steps=meter.steps,
         steps_per_epoch=steps_per_epoch, epochs_run=trainer.epochs, extra_backward=meter.extra_backward,
         extra_forward=meter.extra_forward, seconds=time.perf_counter() - t0, per_epoch=meter.per_epoch,
+        lookahead=lookahead if kind == "tag" else "none", scale=bool(scale and kind == "tag"),
     )
     if val is not None:
         res.val = trainer.evaluate(val)
@@ -388,9 +514,27 @@ def _mean(total: Tensor, count: Tensor) -> np.ndarray:
     return out
 
 
-def run_affinity(cfg: Any, out_dir: str | Path | None = None, *, kind: str = "tag", every: int = 10,
+def affinity_trainer(cfg: Any, *, epochs: int | None = None, seed: int | None = None,
+                     threads: int = 1) -> tuple[Trainer, Any]:
+    """The all-task, full-width trainer of an affinity run and the data splits: the trainer
+    :func:`run_affinity` measures, built the same way for an unmeasured run (tests)."""
+    from manytask.experiment import build_data, build_model, columns_for, input_shape, make_trainer, task_splits
+    from manytask.grouping.candidates import pin_data_seed
+
+    cfg = pin_data_seed(cfg)
+    seed = cfg.seed if seed is None else int(seed)
+    tasks = cfg.build_tasks()
+    splits = task_splits(build_data(cfg, columns_for(tasks)), tasks)
+    torch.manual_seed(seed)
+    model = build_model(cfg, tasks, input_shape(splits))
+    cfg_t = cfg.model_copy(update={"training": cfg.training.model_copy(update={"threads": threads})})
+    trainer = make_trainer(cfg_t, tasks, model, splits.train, seed=seed, epochs=epochs, progress=False)
+    return trainer, splits
+
+
+def run_affinity(cfg: Any, out_dir: str | Path | None = None, *, kind: str = "tag", every: int | None = None,
                  epochs: int | None = None, seed: int | None = None, threads: int = 1,
-                 progress: bool = False) -> AffinityResult:
+                 progress: bool = False, variant: str = "authors") -> AffinityResult:
     """One all-task, full-width run of ``cfg`` (its weighting and optimizer) with affinities.
 
     With ``out_dir``, the result is saved to ``out_dir/affinity.json`` and a finished file with
@@ -399,35 +543,36 @@ def run_affinity(cfg: Any, out_dir: str | Path | None = None, *, kind: str = "ta
     Args:
         cfg: an :class:`~manytask.config.ExperimentConfig`.
         kind: ``"tag"`` (lookahead) or ``"cosine"``.
-        every: sample every ``every`` optimizer steps (TAG's default in this library: 10).
+        every: sample every ``every`` optimizer steps (default: the variant's; ``authors``: 1).
+        variant: ``"authors"`` or ``"plain"`` (:data:`TAG_VARIANTS`): how the lookahead steps.
         epochs: length of the run (default: the config's epochs).
         seed: run seed (default: the config's seed).
     """
-    from manytask.experiment import build_data, build_model, columns_for, input_shape, make_trainer, task_splits
     from manytask.grouping.candidates import pin_data_seed
 
+    if variant not in TAG_VARIANTS:
+        raise ConfigError(f"tag variant must be one of {', '.join(TAG_VARIANTS)}, got {variant!r}")
+    v = TAG_VARIANTS[variant]
+    every = v.every if every is None else int(every)
     cfg = pin_data_seed(cfg)
     epochs = int(epochs or cfg.training.epochs)
     seed = cfg.seed if seed is None else int(seed)
     settings = {"kind": kind, "every": every, "epochs": epochs, "seed": seed,
                 "weighting": cfg.weighting.name, "config": cfg.to_dict()}
+    if kind == "tag":
+        settings.update(lookahead=v.lookahead, scale=v.scale)
     path = Path(out_dir) / "affinity.json" if out_dir is not None else None
     if path is not None and path.exists():
         old = AffinityResult.load(path)
         if old.settings == json.loads(json.dumps(settings)):
             return old
         raise DataError(f"{path}: was measured with other settings; use another output folder")
-    tasks = cfg.build_tasks()
-    splits = task_splits(build_data(cfg, columns_for(tasks)), tasks)
     prev = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        torch.manual_seed(seed)
-        model = build_model(cfg, tasks, input_shape(splits))
-        cfg_t = cfg.model_copy(update={"training": cfg.training.model_copy(update={"threads": threads})})
-        trainer = make_trainer(cfg_t, tasks, model, splits.train, seed=seed, epochs=epochs, progress=False)
+        trainer, splits = affinity_trainer(cfg, epochs=epochs, seed=seed, threads=threads)
         res = train_with_affinity(trainer, splits.train, kind=kind, every=every, val=splits.val,
-                                  test=splits.test, progress=progress)
+                                  test=splits.test, progress=progress, lookahead=v.lookahead, scale=v.scale)
     finally:
         torch.set_num_threads(prev)
     res.settings = json.loads(json.dumps(settings))
@@ -437,8 +582,10 @@ def run_affinity(cfg: Any, out_dir: str | Path | None = None, *, kind: str = "ta
 
 
 # ------------------------------------------------------------------------------ groupings
-def group_affinity(matrix: np.ndarray, tasks: Sequence[str], group: Sequence[str]) -> dict[str, float]:
-    """``S_G(j) = mean_{i ∈ G, i ≠ j} A[i, j]`` for every ``j`` in ``group`` (0 when alone).
+def group_affinity(matrix: np.ndarray, tasks: Sequence[str], group: Sequence[str],
+                   single_task: float = 0.0) -> dict[str, float]:
+    """``S_G(j) = mean_{i ∈ G, i ≠ j} A[i, j]`` for every ``j`` in ``group`` (``single_task``
+    when alone: 0 by default; the authors' selection uses :data:`SINGLE_TASK_SCORE`).
 
     Cells never measured (NaN) are left out of the mean.
     """
@@ -450,33 +597,38 @@ def group_affinity(matrix: np.ndarray, tasks: Sequence[str], group: Sequence[str
     for j in group:
         vals = [matrix[idx[i], idx[j]] for i in group if i != j]
         vals = [v for v in vals if math.isfinite(v)]
-        out[j] = float(np.mean(vals)) if vals else 0.0
+        out[j] = float(single_task) if len(group) == 1 else (float(np.mean(vals)) if vals else 0.0)
     return out
 
 
-def grouping_affinity(matrix: np.ndarray, tasks: Sequence[str], groups: Sequence[Sequence[str]]) -> float:
+def grouping_affinity(matrix: np.ndarray, tasks: Sequence[str], groups: Sequence[Sequence[str]],
+                      single_task: float = 0.0) -> float:
     """Total affinity of a grouping: ``sum_j max_{G ∋ j} S_G(j)`` (TAG's objective; a task in
-    several groups counts the best one)."""
+    several groups counts the best one; ``single_task`` as in :func:`group_affinity`)."""
     best: dict[str, float] = {}
     for g in groups:
-        for j, s in group_affinity(matrix, tasks, g).items():
+        for j, s in group_affinity(matrix, tasks, g, single_task).items():
             best[j] = max(best.get(j, -math.inf), s)
     return math.fsum(best.values())
 
 
-def affinity_table(result: AffinityResult, specs: Sequence[Any], *, full_only: bool = True) -> CandidateTable:
+def affinity_table(result: AffinityResult, specs: Sequence[Any], *, full_only: bool = True,
+                   single_task: float = SINGLE_TASK_SCORE) -> CandidateTable:
     """Candidate table of predicted relative losses ``L̂(G, j) = 1 - S_G(j)`` (module docstring).
 
     Args:
         result: measured affinities.
         specs: :class:`~manytask.grouping.candidates.CandidateSpec` s (or objects with
             ``tasks``, ``cost``, ``width``, ``name``); with ``full_only`` only width-1 ones.
+        single_task: ``S_{j}(j)`` of a single-task group: the authors' ``-1e6`` (a task is
+            never served by a group of its own while another chosen group holds it), or 0
+            (the ``plain`` variant).
     """
     cands = []
     for s in specs:
         if full_only and float(s.width) != 1.0:
             continue
-        S = group_affinity(result.matrix, result.tasks, s.tasks)
+        S = group_affinity(result.matrix, result.tasks, s.tasks, single_task)
         cands.append(Candidate(frozenset(s.tasks), s.cost, {j: 1.0 - S[j] for j in s.tasks},
                                extra={"name": s.name, "width": repr(float(s.width)), "approximation": result.kind}))
     if not cands:

@@ -26,9 +26,10 @@ Methods
                 pair networks inside it (:func:`~manytask.grouping.selection.higher_order_approximation`);
                 select; train the chosen >= 3-task networks fully and score.
 ``tag``         lookahead inter-task affinity (Fifty et al. 2021) measured during one all-task
-                run (:mod:`manytask.grouping.affinity`); predicted relative losses
-                ``1 - S_G(j)`` for every full-size group; select (maximises total affinity
-                under the budget); train the chosen groups fully and score.
+                run (:mod:`manytask.grouping.affinity`; ``tag_variant`` ``authors``: as in
+                the authors' code, or ``plain``); predicted relative losses ``1 - S_G(j)``
+                for every full-size group; select (maximises total affinity under the
+                budget); train the chosen groups fully and score.
 ``cosine``      the same with the mean cosine similarity of the per-task gradients.
 
 Making tasks comparable (``normalize``)
@@ -89,7 +90,7 @@ import numpy as np
 from manytask.atomic import atomic_write_json, atomic_write_text
 from manytask.config import ExperimentConfig
 from manytask.errors import ConfigError, DataError
-from manytask.grouping.affinity import AffinityResult, affinity_table, run_affinity
+from manytask.grouping.affinity import TAG_VARIANTS, AffinityResult, affinity_table, run_affinity
 from manytask.grouping.candidates import (
     HALF,
     CandidateSpec,
@@ -329,7 +330,8 @@ def group_search(
     ray_address: str | None = None,
     seed: int | None = None,
     esa_fraction: float = 0.2,
-    tag_every: int = 10,
+    tag_every: int | None = None,
+    tag_variant: str = "authors",
     affinity_epochs: int | None = None,
     normalize: str = "single_task",
     candidates: Iterable[tuple[Sequence[str], float | str]] | None = None,
@@ -352,7 +354,12 @@ def group_search(
         esa_fraction: ``esa``: the share of ONE epoch's optimizer steps each candidate trains
             (rounded up, at least 1; default 0.2 = one pass over 20% of the training data);
             ``esa_epochs``: the share of the schedule (whole epochs, rounded up).
-        tag_every: affinity sampling period in optimizer steps.
+        tag_every: affinity sampling period in optimizer steps (default: the variant's;
+            ``authors``: every step).
+        tag_variant: ``authors`` (Fifty et al.'s code: the optimizer's own update, affinity
+            divided by the learning rate, a task alone never serves itself) or ``plain``
+            (plain SGD lookahead, unscaled, a task alone scores 0, every 10th step); see
+            :data:`~manytask.grouping.affinity.TAG_VARIANTS`.
         affinity_epochs: length of the affinity run (default: the config's epochs).
         normalize: ``single_task``, ``prior`` or ``none``.
         candidates: ``None`` = Standley's candidate set; else ``(tasks, width)`` pairs.
@@ -378,7 +385,9 @@ def group_search(
         ceil_epochs(E, esa_fraction)  # checks esa_fraction before anything is written
     elif method == "esa":
         esa_steps(1, esa_fraction, E)
-    if method in ("tag", "cosine") and tag_every < 1:
+    if tag_variant not in TAG_VARIANTS:
+        raise ConfigError(f"tag_variant: unknown variant '{tag_variant}' (expected one of {', '.join(TAG_VARIANTS)})")
+    if method in ("tag", "cosine") and tag_every is not None and tag_every < 1:
         raise ConfigError(f"tag_every: must be >= 1, got {tag_every}")
     if isinstance(executor, str):
         if executor not in EXECUTORS:
@@ -442,12 +451,14 @@ def group_search(
                 notes.append("HOA could not predict (no pair network of the same cost inside): "
                              + ", ".join(c.extra["name"] for c in left_out))
         else:
-            aff = run_affinity(cfg, out / f"affinity-{method}", kind=method, every=tag_every,
-                               epochs=affinity_epochs, seed=base, threads=threads, progress=progress)
-            raw = affinity_table(aff, specs)
+            folder = out / (f"affinity-{method}" if tag_variant == "authors" else f"affinity-{method}-{tag_variant}")
+            aff = run_affinity(cfg, folder, kind=method, every=tag_every, epochs=affinity_epochs, seed=base,
+                               threads=threads, progress=progress, variant=tag_variant)
+            raw = affinity_table(aff, specs, single_task=TAG_VARIANTS[tag_variant].single_task)
             search_fte = aff.compute_equivalents(E)
-            notes.append(f"{method}: {aff.samples} sampled steps (every {aff.every}) in one all-task run of "
-                         f"{aff.epochs_run} epochs; predicted relative loss 1 - S_G(j) for each full-size group")
+            notes.append(f"{method} ({tag_variant} variant): {aff.samples} sampled steps (every {aff.every}) in one "
+                         f"all-task run of {aff.epochs_run} epochs; predicted relative loss 1 - S_G(j) for each "
+                         "full-size group")
 
         # ---- 2. normalise and select
         if method in ("tag", "cosine"):
