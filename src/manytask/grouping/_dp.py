@@ -22,13 +22,78 @@ from manytask.grouping._problem import (
 _Entry = tuple[float, float, int, int, tuple[int, int, int, int] | None]
 
 
-def _block_frontiers(prob: _Problem, bmax: float) -> dict[int, list[tuple[float, float, int, int]]]:
+_Block = tuple[float, float, int, int]  # (c_n, V(n, P), heads_n, n)
+_SPARSE_MAX_ENTRIES = 2_000_000
+
+
+def _block_frontiers(prob: _Problem, bmax: float) -> dict[int, list[_Block]]:
     """For every non-empty task set P, the networks that are not dominated for serving P.
 
     Entry ``(c_n, V(n, P), heads_n, n)``, sorted by cost with strictly improving
     ``(V, heads)``: network n is dropped when some m predicting P has ``c_m <= c_n`` and
-    ``V(m, P) <= V(n, P)`` (dominance pruning).
+    ``V(m, P) <= V(n, P)`` (dominance pruning). Blocks are the subsets of the candidates'
+    task sets: listed one by one when there are few of them (networks of a few tasks),
+    else computed for all ``2^n`` task sets at once per cost level (dense tables).
     """
+    ok = np.flatnonzero(prob.cost <= bmax + _ctol(bmax))
+    if ok.size == 0:
+        return {}
+    entries = int(sum((1 << int(prob.heads[j])) - 1 for j in ok))
+    levels = np.unique(prob.cost[ok]).size
+    if entries <= _SPARSE_MAX_ENTRIES and entries < levels * (prob.full + 1):
+        return _sparse_blocks(prob, ok)
+    return _dense_blocks(prob, bmax)
+
+
+def _sparse_blocks(prob: _Problem, cidx: np.ndarray) -> dict[int, list[_Block]]:
+    """:func:`_block_frontiers` from the list of (task subset, network) pairs."""
+    fin = np.isfinite(prob.L)
+    Lf = np.where(fin, prob.L, 0.0)
+    heads = prob.heads[cidx]
+    Ps, Js, Vs = [], [], []
+    for k in np.unique(heads):
+        rows = cidx[heads == k]
+        k = int(k)
+        pos = np.nonzero(fin[rows])[1].reshape(rows.size, k)  # the tasks of each network
+        sub = ((np.arange(1, 1 << k)[:, None] >> np.arange(k)[None, :]) & 1).astype(np.int64)
+        Ps.append(((1 << pos) @ sub.T).ravel())
+        Vs.append((np.take_along_axis(Lf[rows], pos, axis=1) @ sub.T).ravel())
+        Js.append(np.repeat(rows, sub.shape[0]))
+    P, V, J = np.concatenate(Ps), np.concatenate(Vs), np.concatenate(Js)
+    C, H = prob.cost[J], prob.heads[J]
+    order = np.lexsort((J, H, V, C, P))
+    return _frontiers_from_sorted(P[order], C[order], V[order], H[order], J[order], prob.ltol)
+
+
+def _frontiers_from_sorted(
+    P: np.ndarray, C: np.ndarray, V: np.ndarray, H: np.ndarray, J: np.ndarray, ltol: float
+) -> dict[int, list[_Block]]:
+    """Entries sorted by (P, cost, V, heads, index): per P and cost level the lowest V, among
+    those within ``ltol`` of it the fewest heads, then the lowest index; then per P the
+    levels that improve (V beyond ``ltol``, else heads), as the dense tables do."""
+    out: dict[int, list[_Block]] = {}
+    Pl, Cl, Vl, Hl, Jl = P.tolist(), C.tolist(), V.tolist(), H.tolist(), J.tolist()
+    i, m = 0, len(Pl)
+    while i < m:
+        p, c, vmin = Pl[i], Cl[i], Vl[i]
+        best_h, best_j = Hl[i], Jl[i]
+        i += 1
+        while i < m and Pl[i] == p and Cl[i] == c:
+            if Vl[i] <= vmin + ltol and (Hl[i], Jl[i]) < (best_h, best_j):
+                best_h, best_j = Hl[i], Jl[i]
+            i += 1
+        lst = out.setdefault(p, [])
+        if not lst:
+            lst.append((c, vmin, best_h, best_j))
+            continue
+        bv, bh = lst[-1][1], lst[-1][2]
+        if vmin < bv - ltol or (vmin <= bv + ltol and best_h < bh):
+            lst.append((c, vmin, best_h, best_j))
+    return out
+
+
+def _dense_blocks(prob: _Problem, bmax: float) -> dict[int, list[_Block]]:
+    """:func:`_block_frontiers` from ``2^n`` tables per cost level."""
     n, full = prob.n, prob.full
     ok = prob.cost <= bmax + _ctol(bmax)
     cidx = np.flatnonzero(ok)
@@ -100,46 +165,77 @@ def _pareto(entries: list[_Entry], ltol: float) -> list[_Entry]:
     return kept
 
 
+def _cover_cost_bounds(blocks: dict[int, list[_Block]], n: int) -> np.ndarray:
+    """For every task set U, a lower bound on the cost of covering it: the larger of the
+    most expensive cheapest cover of one task of U and ``sum_{t in U} min_{P ni t} c_P / |P|``
+    (each network's cost shared among the tasks it serves)."""
+    one = np.full(n, np.inf)
+    share = np.full(n, np.inf)
+    for P, bl in blocks.items():
+        size = P.bit_count()
+        for t in range(n):
+            if P >> t & 1:
+                share[t] = min(share[t], bl[0][0] / size)
+                if size == 1:
+                    one[t] = bl[0][0]
+    masks = np.arange(1 << n, dtype=np.int64)
+    lb_max = np.zeros(1 << n)
+    lb_sum = np.zeros(1 << n)
+    for t in range(n):
+        has = (masks >> t & 1).astype(bool)
+        lb_max = np.where(has, np.maximum(lb_max, one[t]), lb_max)
+        lb_sum += np.where(has, share[t], 0.0)
+    return np.maximum(lb_max, lb_sum)
+
+
 def _dp_frontier(prob: _Problem, bmax: float) -> tuple[list[_Entry], dict[int, list[_Entry]]]:
     """Pareto frontier (cost, loss, networks, heads) of complete solutions with cost <= bmax."""
     ctol = _ctol(bmax)
     blocks = _block_frontiers(prob, bmax)
     n, full = prob.n, prob.full
-    # cheapest cover of each single task -> lower bound on the cost of covering a task set
-    cheapest = [blocks[1 << t][0][0] if (1 << t) in blocks else math.inf for t in range(n)]
-    lb_cost = [0.0] * (full + 1)
-    for mask in range(1, full + 1):
-        low = (mask & -mask).bit_length() - 1
-        lb_cost[mask] = max(lb_cost[mask & (mask - 1)], cheapest[low])
+    lb_cost = _cover_cost_bounds(blocks, n)
+    by_low: list[list[tuple[int, list[_Block]]]] = [[] for _ in range(n)]
+    for P in sorted(blocks):
+        by_low[(P & -P).bit_length() - 1].append((P, blocks[P]))
     memo: dict[int, list[_Entry]] = {0: [(0.0, 0.0, 0, 0, None)]}
     ltol = prob.ltol
+
+    def parts(mask: int) -> list[tuple[int, list[_Block]]]:
+        """The blocks holding the lowest task of ``mask`` inside ``mask``: the shorter of
+        the list of such blocks and the subsets of ``mask``."""
+        low = mask & -mask
+        lst = by_low[low.bit_length() - 1]
+        rest0 = mask ^ low
+        if len(lst) <= 1 << rest0.bit_count():
+            return [(P, bl) for P, bl in lst if not P & ~mask]
+        out, s = [], rest0
+        while True:
+            bl = blocks.get(s | low)
+            if bl is not None:
+                out.append((s | low, bl))
+            if s == 0:
+                return out
+            s = (s - 1) & rest0
 
     def frontier(mask: int) -> list[_Entry]:
         got = memo.get(mask)
         if got is not None:
             return got
-        cap = bmax - lb_cost[full ^ mask] + ctol
-        low = mask & -mask
-        rest0 = mask ^ low
+        cap = bmax - float(lb_cost[full ^ mask]) + ctol
         cand: list[_Entry] = []
-        s = rest0
-        while True:
-            P = s | low
-            bl = blocks.get(P)
-            if bl is not None:
-                R = rest0 ^ s
-                fr = frontier(R)
-                for cb, vb, hb, j in bl:
-                    if cb > cap:
+        for P, bl in parts(mask):
+            if bl[0][0] > cap:
+                continue
+            R = mask ^ P
+            fr = frontier(R)
+            for cb, vb, hb, j in bl:
+                if cb > cap:
+                    break
+                for k, (cr, vr, nr, hr, _) in enumerate(fr):
+                    c = cb + cr
+                    if c > cap:
                         break
-                    for k, (cr, vr, nr, hr, _) in enumerate(fr):
-                        c = cb + cr
-                        if c > cap:
-                            break
-                        cand.append((c, vb + vr, nr + 1, hb + hr, (P, j, R, k)))
-            if s == 0:
-                break
-            s = (s - 1) & rest0
+                    cand.append((c, vb + vr, nr + 1, hb + hr, (P, j, R, k)))
         res = _pareto(cand, ltol)
         memo[mask] = res
         return res

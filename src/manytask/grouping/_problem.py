@@ -13,7 +13,7 @@ import numpy as np
 from manytask.errors import ConfigError
 from manytask.grouping.table import Candidate, CandidateTable, LossKind
 
-Method = Literal["dp", "bnb"]
+Method = Literal["auto", "dp", "bnb", "partition"]
 _LOSS_RTOL = 1e-12
 _COST_RTOL = 1e-9
 
@@ -34,8 +34,12 @@ class Selection:
         task_losses: ``{t: min_{n in S} L(n, t)}``.
         served_by: ``{t: the chosen network with that loss}``.
         total_loss: ``sum_t task_losses[t]`` (computed with :func:`math.fsum`).
-        method: how it was chosen (``"dp"``, ``"bnb"``, ``"brute_force"``, a baseline name).
+        method: how it was chosen (``"dp"``, ``"bnb"``, ``"partition"``, ``"brute_force"``,
+            a baseline name).
         losses: which losses the numbers are (``"val"``, ``"test"``, or a file name).
+        exact: False when a time limit cut the search short: then ``total_loss`` is within
+            ``total_loss - lower_bound`` of the optimum.
+        lower_bound: a lower bound on the optimal loss (set when ``exact`` is False).
     """
 
     budget: float
@@ -47,6 +51,8 @@ class Selection:
     total_loss: float
     method: str = "dp"
     losses: str = "val"
+    exact: bool = True
+    lower_bound: float | None = None
 
     @property
     def labels(self) -> list[str]:
@@ -69,6 +75,7 @@ class Selection:
             "task_losses": dict(self.task_losses),
             "method": self.method,
             "losses": self.losses,
+            **({} if self.exact else {"exact": False, "lower_bound": self.lower_bound}),
         }
 
 
@@ -184,24 +191,74 @@ def _check_budget(budget: float) -> float:
 def _min_cover_cost(
     prob: _Problem, idx: Sequence[int] | None = None, *, exact_blocks: bool = False
 ) -> float:
-    """Cheapest cost of covering every task with candidates ``idx`` (a DP over task sets);
-    with ``exact_blocks`` the candidates' task sets must partition the tasks."""
-    full = prob.full
-    cheapest: dict[int, float] = {}
-    for j in range(len(prob.cands)) if idx is None else idx:
-        cm = prob.mask[j]
-        if float(prob.cost[j]) < cheapest.get(cm, math.inf):
-            cheapest[cm] = float(prob.cost[j])
-    best = [math.inf] * (full + 1)
-    best[0] = 0.0
-    for mask in range(full + 1):
-        if not math.isfinite(best[mask]):
-            continue
-        for cm, c in cheapest.items():
-            if exact_blocks and mask & cm:
-                continue
-            nm = mask | cm
-            if nm != mask and best[mask] + c < best[nm]:
-                best[nm] = best[mask] + c
-    return best[full]
+    """Cheapest cost of covering every task with candidates ``idx``; with ``exact_blocks``
+    the candidates' task sets must partition the tasks. Vectorised DP over task sets."""
+    js = np.arange(len(prob.cands)) if idx is None else np.asarray(list(idx), dtype=np.int64)
+    if js.size == 0:
+        return math.inf
+    masks = np.array(prob.mask, dtype=np.int64)[js]
+    uniq, inv = np.unique(masks, return_inverse=True)
+    cheapest = np.full(uniq.size, np.inf)
+    np.minimum.at(cheapest, inv, prob.cost[js])
+    if exact_blocks:
+        return float(_partition_minima(uniq, cheapest[:, None], prob.n)[prob.full, 0])
+    return _union_cover_cost(uniq, cheapest, prob.n)
 
+
+def _union_cover_cost(masks: np.ndarray, cost: np.ndarray, n: int) -> float:
+    """``f[m]``: cheapest set of networks whose task sets' union holds ``m``; some network
+    holds the lowest task ``t`` of ``m``, so ``f[m] = min_{j ni t} c_j + f[m - tasks(j)]``,
+    filled for the sets whose lowest task is ``t``, from ``t = n - 1`` down to 0."""
+    f = np.full((1 << n, 1), np.inf)
+    f[0] = 0.0
+    for t in range(n - 1, -1, -1):
+        cur, src = _bit_views(f, t, n)
+        for cm, c in zip(masks.tolist(), cost.tolist()):
+            if cm >> t & 1:
+                Q = cm >> (t + 1)
+                np.minimum(cur, c + src[_axes(Q, n - 1 - t, 0, keep=True)], out=cur)
+    return float(f[(1 << n) - 1, 0])
+
+
+def _partition_minima(P: np.ndarray, W: np.ndarray, n: int) -> np.ndarray:
+    """``H[U, l] = min over partitions of U into blocks P_i of sum_i W[i, l]`` (``inf`` if U
+    has none; a block may be listed several times).
+
+    Filled for the task sets of each lowest task ``t`` from ``n - 1`` down to 0, the block
+    holding ``t`` taken in turn: ``H[U] = min_P W(P) + H[U - P]``, ``U - P`` having only
+    tasks above ``t``. Each block visits the supersets of itself among those sets.
+    """
+    H = np.full((1 << n, W.shape[1]), np.inf)
+    H[0] = 0.0
+    P = np.asarray(P, dtype=np.int64)
+    lows = np.log2(P & -P).astype(np.int64)
+    for t in range(n - 1, -1, -1):
+        idx = np.flatnonzero(lows == t)
+        if idx.size == 0:
+            continue
+        uniq, inv = np.unique(P[idx], return_inverse=True)
+        w = np.full((uniq.size, W.shape[1]), np.inf)
+        np.minimum.at(w, inv, W[idx])
+        cur, src = _bit_views(H, t, n)
+        for k, p in enumerate(uniq.tolist()):
+            Q = p >> (t + 1)
+            tgt = cur[_axes(Q, n - 1 - t, 1)]
+            np.minimum(tgt, w[k] + src[_axes(Q, n - 1 - t, 0)], out=tgt)
+    return H
+
+
+def _bit_views(H: np.ndarray, t: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Views of ``H``'s rows with one axis per task above ``t`` (the first axis the highest
+    task): the sets whose lowest task is ``t``, and the sets with no task up to ``t``."""
+    shape = (2,) * (n - 1 - t) + H.shape[1:]
+    step = 1 << (t + 1)
+    cur, src = H[1 << t :: step].reshape(shape), H[::step].reshape(shape)
+    assert np.shares_memory(cur, H) and np.shares_memory(src, H)
+    return cur, src
+
+
+def _axes(Q: int, k: int, value: int, keep: bool = False) -> tuple[int | slice, ...]:
+    """Index of a :func:`_bit_views` view fixing the tasks of ``Q`` at ``value`` (as a
+    length-1 slice with ``keep``, to broadcast)."""
+    fixed: int | slice = slice(value, value + 1) if keep else value
+    return tuple(fixed if Q >> (k - 1 - a) & 1 else slice(None) for a in range(k))

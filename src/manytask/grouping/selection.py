@@ -52,7 +52,9 @@ minimum test loss over the chosen networks), the higher-order approximation
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import time
 from collections.abc import Sequence
 from typing import Literal
 
@@ -60,7 +62,8 @@ import numpy as np
 
 from manytask.errors import ConfigError, DataError
 from manytask.grouping._bnb import _bnb
-from manytask.grouping._dp import _dp_frontier, _dp_pick
+from manytask.grouping._dp import _block_frontiers, _dp_frontier, _dp_pick
+from manytask.grouping._partition import PartitionSearch
 from manytask.grouping._problem import (
     InfeasibleBudgetError,
     Method,
@@ -102,8 +105,24 @@ __all__ = [
 # ---------------------------------------------------------------------------------------
 # public selection API
 # ---------------------------------------------------------------------------------------
+_AUTO_DP_MAX_TASKS = 10
+
+
+def _resolve(method: str, prob: _Problem) -> str:
+    if method == "auto":
+        return "dp" if prob.n <= _AUTO_DP_MAX_TASKS else "partition"
+    if method not in ("dp", "bnb", "partition"):
+        raise ConfigError(f"method must be 'auto', 'dp', 'bnb' or 'partition', got {method!r}")
+    return method
+
+
 def select(
-    table: CandidateTable, budget: float, *, kind: LossKind = "val", method: Method = "dp"
+    table: CandidateTable,
+    budget: float,
+    *,
+    kind: LossKind = "val",
+    method: Method = "auto",
+    time_limit: float | None = None,
 ) -> Selection:
     """The exact optimum ``S_b = argmin_{cost(S) <= b} sum_t min_{n in S} L(n, t)``.
 
@@ -111,24 +130,20 @@ def select(
         table: the candidates.
         budget: ``b``, in the unit of the costs.
         kind: optimise the validation (default) or the test losses of the table.
-        method: ``"dp"`` (memoised frontier search, default) or ``"bnb"`` (branch and bound).
+        method: ``"auto"`` (default: ``"dp"`` up to 10 tasks, else ``"partition"``),
+            ``"dp"`` (memoised frontier search), ``"bnb"`` (branch and bound over networks)
+            or ``"partition"`` (branch and bound over partitions of the tasks).
+        time_limit: seconds for ``"partition"``; when the search is cut short the best
+            solution found is returned with ``exact=False`` and a ``lower_bound``.
 
     Raises:
         InfeasibleBudgetError: no covering set of candidates fits in ``budget``.
     """
     b = _check_budget(budget)
-    prob = _problem(table, kind)
-    if method == "dp":
-        top, memo = _dp_frontier(prob, b)
-        sel = _dp_pick(prob, top, memo, b, "dp", kind)
-    elif method == "bnb":
-        chosen = _bnb(prob, b)
-        sel = None if chosen is None else _make_selection(prob, chosen, b, "bnb", kind)
-    else:
-        raise ConfigError(f"method must be 'dp' or 'bnb', got {method!r}")
-    if sel is None:
-        raise InfeasibleBudgetError(_infeasible_message(prob, b, table))
-    return sel
+    sels = select_many(table, [b], kind=kind, method=method, time_limit=time_limit)
+    if sels[0] is None:
+        raise InfeasibleBudgetError(_infeasible_message(_problem(table, kind), b, table))
+    return sels[0]
 
 
 def select_many(
@@ -136,23 +151,26 @@ def select_many(
     budgets: Sequence[float],
     *,
     kind: LossKind = "val",
-    method: Method = "dp",
+    method: Method = "auto",
+    time_limit: float | None = None,
 ) -> list[Selection | None]:
     """:func:`select` for each budget (``None`` where infeasible), sharing the work.
 
     With ``method="dp"`` one frontier computation at the largest budget answers every
-    budget; with ``"bnb"`` each budget's search starts from the optimum of the next smaller
-    budget (still feasible) as incumbent.
+    budget; with ``"bnb"`` and ``"partition"`` each budget's search starts from the
+    optimum of the next smaller budget (still feasible) as incumbent; ``time_limit``
+    (``"partition"``) is for the whole sweep.
     """
     bs = [_check_budget(b) for b in budgets]
     if not bs:
         return []
     prob = _problem(table, kind)
-    if method == "dp":
+    how = _resolve(method, prob)
+    if how == "dp":
         top, memo = _dp_frontier(prob, max(bs))
         return [_dp_pick(prob, top, memo, b, "dp", kind) for b in bs]
-    if method != "bnb":
-        raise ConfigError(f"method must be 'dp' or 'bnb', got {method!r}")
+    if how == "partition":
+        return _partition_many(prob, bs, kind, time_limit)
     out: dict[float, Selection | None] = {}
     prev: list[int] | None = None
     for b in sorted(set(bs)):
@@ -160,6 +178,30 @@ def select_many(
         out[b] = None if chosen is None else _make_selection(prob, chosen, b, "bnb", kind)
         if chosen is not None:
             prev = chosen
+    return [out[b] for b in bs]
+
+
+def _partition_many(
+    prob: _Problem, bs: list[float], kind: LossKind, time_limit: float | None
+) -> list[Selection | None]:
+    deadline = None if time_limit is None else time.perf_counter() + float(time_limit)
+    search = PartitionSearch(prob, _block_frontiers(prob, max(bs)))
+    out: dict[float, Selection | None] = {}
+    prev: list[tuple[int, int]] | None = None
+    for b in sorted(set(bs)):
+        res = search.solve(b, prev, deadline)
+        if res.chosen is None:
+            if not res.exact:
+                raise ConfigError(f"selection: no solution found at budget {b:g} within "
+                                  f"the time limit of {time_limit:g} s")
+            out[b] = None
+            continue
+        prev = res.chosen
+        hint = {t: int(search.j[i]) for P, i in res.chosen for t in range(prob.n) if P >> t & 1}
+        sel = _make_selection(prob, [int(search.j[i]) for _, i in res.chosen], b, "partition", kind, hint)
+        if not res.exact:
+            sel = dataclasses.replace(sel, exact=False, lower_bound=res.lower_bound)
+        out[b] = sel
     return [out[b] for b in bs]
 
 
