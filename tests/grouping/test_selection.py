@@ -175,10 +175,12 @@ def test_exact_solvers_equal_brute_force_on_random_instances() -> None:
         budgets += [round(budgets[0] * 0.5, 3)]
         many = select_many(table, budgets)
         many_bnb = select_many(table, budgets, method="bnb")
+        many_part = select_many(table, budgets, method="partition")
         for i, (b, s_many, s_bnb) in enumerate(zip(budgets, many, many_bnb)):
             ref = select_brute_force(table, b)
             assert key(s_many) == key(ref), (b, table.candidates)
             assert key(s_bnb) == key(ref), (b, table.candidates)
+            assert key(many_part[i]) == key(ref), (b, table.candidates)
             if ref is None:
                 infeasible += 1
                 with pytest.raises(InfeasibleBudgetError):
@@ -370,7 +372,7 @@ def test_dominated_candidates_never_chosen() -> None:
         ],
     )
     for b in rng.uniform(1.0, 5.0, 10):
-        for m in ("dp", "bnb"):
+        for m in ("dp", "bnb", "partition"):
             s = select(t, float(b), method=m)  # type: ignore[arg-type]
             assert "a+b@1.5" not in s.labels and "c@0.7" not in s.labels
     assert sorted(select(t, 1.5).labels) == ["a+b@1", "c@0.5"]
@@ -382,6 +384,8 @@ def test_infeasible_budget() -> None:
         select(val, 0.9)
     with pytest.raises(InfeasibleBudgetError):
         select(val, 0.9, method="bnb")
+    with pytest.raises(InfeasibleBudgetError):
+        select(val, 0.9, method="partition")
     many = select_many(val, [0.5, 1.0, 0.99])
     assert many[0] is None and many[1] is not None and many[2] is None
     lonely = CandidateTable(["a", "b"], [Candidate(frozenset("a"), 1, {"a": 1.0})])
@@ -397,7 +401,7 @@ def test_infeasible_budget() -> None:
 
 def test_single_all_task_network() -> None:
     one = CandidateTable(["a", "b", "c"], [Candidate(frozenset("abc"), 1.0, {"a": 0.1, "b": 0.2, "c": 0.3})])
-    for m in ("dp", "bnb"):
+    for m in ("dp", "bnb", "partition"):
         s = select(one, 2.0, method=m)  # type: ignore[arg-type]
         assert s.labels == ["a+b+c@1"] and s.total_loss == pytest.approx(0.6) and s.total_cost == 1.0
     with pytest.raises(InfeasibleBudgetError):

@@ -123,7 +123,8 @@ class _Run:
 
     def dfs(self, U: int, rem: float, acc: float, spent: float, nets: int, heads: int) -> None:
         self.nodes += 1
-        if self.deadline is not None and self.nodes % 256 == 0 and time.perf_counter() > self.deadline:
+        # out of time: stop once some solution is known (the first one comes quickly)
+        if self.deadline is not None and self.best is not None and time.perf_counter() > self.deadline:
             self.stopped = True
         if self.stopped:
             return
