@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Literal
 
 import numpy as np
@@ -23,7 +23,13 @@ from manytask.grouping._problem import (
 )
 from manytask.grouping.table import Candidate, CandidateTable, LossKind
 
-__all__ = ["all_in_one_selection", "independent_selection", "random_groupings", "worst_selection"]
+__all__ = [
+    "all_in_one_selection",
+    "independent_selection",
+    "random_groupings",
+    "random_groupings_many",
+    "worst_selection",
+]
 
 
 def all_in_one_selection(
@@ -105,8 +111,9 @@ def _score_matrix(
     if score_table is None:
         return _problem(table, kind).L
     S = _problem(score_table, score_kind).L
-    rows = [S[score_table.require_index(c, table.label(c), "score table")] for c in table]
-    return np.array(rows).reshape(len(table), len(table.tasks))
+    rows = np.array([score_table.require_index(c, table.label(c), "score table") for c in table],
+                    dtype=np.int64)
+    return S[rows].reshape(len(table), len(table.tasks))
 
 
 def random_groupings(
@@ -140,34 +147,51 @@ def random_groupings(
     valid grouping fits the budget at all, or none is drawn within ``max_draws`` (default
     ``200 * n_samples``).
     """
-    b = _check_budget(budget)
+    return random_groupings_many(table, [budget], kind=kind, score_table=score_table,
+                                 score_kind=score_kind, n_samples=n_samples, seed=seed,
+                                 method=method, max_draws=max_draws)[0]
+
+
+def random_groupings_many(
+    table: CandidateTable,
+    budgets: Sequence[float],
+    *,
+    kind: LossKind = "val",
+    score_table: CandidateTable | None = None,
+    score_kind: LossKind = "val",
+    n_samples: int = 10_000,
+    seed: int = 0,
+    method: Literal["partition", "sequential"] = "partition",
+    max_draws: int | None = None,
+) -> list[RandomBaseline | None]:
+    """:func:`random_groupings` at each budget (each drawn with ``seed``), the loss
+    matrices and the feasibility check computed once: the cheapest cover (or partition)
+    does not depend on the budget, since a cover within budget only uses affordable
+    networks."""
+    bs = [_check_budget(b) for b in budgets]
     if n_samples < 1:
         raise ConfigError(f"n_samples must be >= 1, got {n_samples}")
-    rng = np.random.default_rng(seed)
+    if method not in ("partition", "sequential"):
+        raise ConfigError(f"method must be 'partition' or 'sequential', got {method!r}")
+    if not bs:
+        return []
     prob = _problem(table, kind)
     S = _score_matrix(table, kind, score_table, score_kind)
     max_draws = max_draws or 200 * n_samples
-    ctol = _ctol(b)
-    affordable = [j for j in range(len(prob.cands)) if prob.cost[j] <= b + ctol]
-    exact_blocks = method == "partition"
-    if _min_cover_cost(prob, affordable, exact_blocks=exact_blocks) > b + ctol:
-        return None  # no draw can ever fit
-    if method == "partition":
-        totals = _random_partitions(prob, S, b, ctol, n_samples, rng, max_draws)
-    elif method == "sequential":
-        totals = _random_sequential(prob, S, b, ctol, n_samples, rng, max_draws)
-    else:
-        raise ConfigError(f"method must be 'partition' or 'sequential', got {method!r}")
-    if totals.size == 0:
-        return None
-    return RandomBaseline(
-        budget=b,
-        mean=float(totals.mean()),
-        std=float(totals.std()),
-        n_samples=int(totals.size),
-        method=method,
-        seed=seed,
-    )
+    need = _min_cover_cost(prob, exact_blocks=method == "partition")
+    draw = _random_partitions if method == "partition" else _random_sequential
+    out: list[RandomBaseline | None] = []
+    for b in bs:
+        ctol = _ctol(b)
+        if need > b + ctol:
+            out.append(None)  # no draw can ever fit
+            continue
+        rng = np.random.default_rng(seed)
+        totals = draw(prob, S, b, ctol, n_samples, rng, max_draws)
+        out.append(None if totals.size == 0 else RandomBaseline(
+            budget=b, mean=float(totals.mean()), std=float(totals.std()),
+            n_samples=int(totals.size), method=method, seed=seed))
+    return out
 
 
 def _random_partitions(

@@ -21,7 +21,7 @@ from manytask.grouping.selection import (
     Selection,
     all_in_one_selection,
     independent_selection,
-    random_groupings,
+    random_groupings_many,
     score,
     select_many,
     worst_selection,
@@ -187,16 +187,10 @@ def run_select(
         curves[f"independent ({label})"] = [total(independent_selection(table, b)) for b in budgets]
         score_table = test if where == "file" else None
         score_kind: LossKind = test_kind if where == "file" else "val"
-        rnd = []
-        for b in budgets:
-            if where == "own":
-                # own test losses: score the random groupings on them
-                r = random_groupings(table, b, score_table=table.test_as_val(), n_samples=n_random, seed=seed)
-            else:
-                r = random_groupings(
-                    table, b, score_table=score_table, score_kind=score_kind, n_samples=n_random, seed=seed
-                )
-            rnd.append(r.mean if r else None)
+        if where == "own":  # own test losses: score the random groupings on them
+            score_table, score_kind = table.test_as_val(), "val"
+        rnd = [r.mean if r else None for r in random_groupings_many(
+            table, budgets, score_table=score_table, score_kind=score_kind, n_samples=n_random, seed=seed)]
         curves[f"random groupings ({label})"] = rnd
         if len(table) <= _WORST_MAX_CANDIDATES:
             if where == "file":

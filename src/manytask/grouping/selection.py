@@ -82,6 +82,7 @@ from manytask.grouping.baselines import (
     all_in_one_selection,
     independent_selection,
     random_groupings,
+    random_groupings_many,
     worst_selection,
 )
 from manytask.grouping.table import Candidate, CandidateTable, LossKind
@@ -94,6 +95,7 @@ __all__ = [
     "higher_order_approximation",
     "independent_selection",
     "random_groupings",
+    "random_groupings_many",
     "score",
     "select",
     "select_brute_force",
