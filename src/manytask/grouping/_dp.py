@@ -45,21 +45,27 @@ def _block_frontiers(prob: _Problem, bmax: float) -> dict[int, list[_Block]]:
     return _dense_blocks(prob, bmax)
 
 
+def _submask_entries(prob: _Problem, rows: np.ndarray, chunk: int = 1 << 22):
+    """Chunks ``(P, V(n, P), n)`` over every non-empty subset P of every network n of ``rows``."""
+    fin = np.isfinite(prob.L)
+    heads = prob.heads[rows]
+    for k in np.unique(heads):
+        kr = rows[heads == k]
+        k = int(k)
+        sub = ((np.arange(1, 1 << k)[:, None] >> np.arange(k)[None, :]) & 1).astype(np.int64)
+        step = max(1, chunk // sub.shape[0])
+        for s in range(0, kr.size, step):
+            r = kr[s : s + step]
+            pos = np.nonzero(fin[r])[1].reshape(r.size, k)  # the tasks of each network
+            yield (((1 << pos) @ sub.T).ravel(),
+                   (np.take_along_axis(prob.L[r], pos, axis=1) @ sub.T).ravel(),
+                   np.repeat(r, sub.shape[0]))
+
+
 def _sparse_blocks(prob: _Problem, cidx: np.ndarray) -> dict[int, list[_Block]]:
     """:func:`_block_frontiers` from the list of (task subset, network) pairs."""
-    fin = np.isfinite(prob.L)
-    Lf = np.where(fin, prob.L, 0.0)
-    heads = prob.heads[cidx]
-    Ps, Js, Vs = [], [], []
-    for k in np.unique(heads):
-        rows = cidx[heads == k]
-        k = int(k)
-        pos = np.nonzero(fin[rows])[1].reshape(rows.size, k)  # the tasks of each network
-        sub = ((np.arange(1, 1 << k)[:, None] >> np.arange(k)[None, :]) & 1).astype(np.int64)
-        Ps.append(((1 << pos) @ sub.T).ravel())
-        Vs.append((np.take_along_axis(Lf[rows], pos, axis=1) @ sub.T).ravel())
-        Js.append(np.repeat(rows, sub.shape[0]))
-    P, V, J = np.concatenate(Ps), np.concatenate(Vs), np.concatenate(Js)
+    parts = list(_submask_entries(prob, cidx))
+    P, V, J = (np.concatenate([p[i] for p in parts]) for i in range(3))
     C, H = prob.cost[J], prob.heads[J]
     order = np.lexsort((J, H, V, C, P))
     return _frontiers_from_sorted(P[order], C[order], V[order], H[order], J[order], prob.ltol)
@@ -93,47 +99,29 @@ def _frontiers_from_sorted(
 
 
 def _dense_blocks(prob: _Problem, bmax: float) -> dict[int, list[_Block]]:
-    """:func:`_block_frontiers` from ``2^n`` tables per cost level."""
-    n, full = prob.n, prob.full
-    ok = prob.cost <= bmax + _ctol(bmax)
-    cidx = np.flatnonzero(ok)
-    out: dict[int, list[tuple[float, float, int, int]]] = {}
+    """:func:`_block_frontiers` from ``2^n`` tables per cost level, filled from every
+    (task subset, network) pair: the lowest V, then among V within ``ltol`` of it the
+    fewest heads and the lowest index."""
+    full = prob.full
+    cidx = np.flatnonzero(prob.cost <= bmax + _ctol(bmax))
+    out: dict[int, list[_Block]] = {}
     if cidx.size == 0:
         return out
-    Lf = np.where(np.isfinite(prob.L[cidx]), prob.L[cidx], 0.0)
-    masks_all = np.arange(full + 1, dtype=np.int64)
-    ind = ((masks_all[None, :] >> np.arange(n)[:, None]) & 1).astype(float)  # (n, 2^n)
-    cm = np.array([prob.mask[j] for j in cidx], dtype=np.int64)
     costs = prob.cost[cidx]
-    heads = prob.heads[cidx]
-    levels = np.unique(costs)
-    big_h = np.iinfo(np.int64).max
-    chunk = max(1, 4_000_000 // (full + 1))
-    per_level: list[tuple[float, np.ndarray, np.ndarray, np.ndarray]] = []
-    for lv in levels:
-        rows_all = np.flatnonzero(costs == lv)
+    stride = np.int64(len(prob.cands) + 1)
+    per_level = []
+    for lv in np.unique(costs):
+        rows = cidx[costs == lv]
         vmin = np.full(full + 1, np.inf)
-        hmin = np.full(full + 1, big_h, dtype=np.int64)
-        jbest = np.zeros(full + 1, dtype=np.int64)
-        for start in range(0, rows_all.size, chunk):  # bounded memory: chunk x 2^n
-            rows = rows_all[start : start + chunk]
-            V = Lf[rows] @ ind  # (r, 2^n): V[i, P] = sum_{t in P} L(i, t)
-            valid = (cm[rows, None] & masks_all[None, :]) == masks_all[None, :]
-            V = np.where(valid, V, np.inf)
-            cv = V.min(axis=0)
-            near = V <= cv[None, :] + prob.ltol
-            h = np.where(near, heads[rows, None], big_h)
-            arg = h.argmin(axis=0)
-            ch = h[arg, masks_all]
-            cj = cidx[rows[arg]]
-            # merge with the running best: lower V beyond tolerance, else fewer heads
-            take = (cv < vmin - prob.ltol) | ((cv <= vmin + prob.ltol) & (ch < hmin))
-            vmin = np.where(take, cv, vmin)
-            hmin = np.where(take, ch, hmin)
-            jbest = np.where(take, cj, jbest)
-        per_level.append((float(lv), vmin, hmin, jbest))
+        for P, V, _ in _submask_entries(prob, rows):
+            np.minimum.at(vmin, P, V)
+        best = np.full(full + 1, np.iinfo(np.int64).max)
+        for P, V, J in _submask_entries(prob, rows):
+            near = V <= vmin[P] + prob.ltol
+            np.minimum.at(best, P[near], prob.heads[J[near]] * stride + J[near])
+        per_level.append((float(lv), vmin, best // stride, best % stride))
     for P in range(1, full + 1):
-        lst: list[tuple[float, float, int, int]] = []
+        lst: list[_Block] = []
         bv, bh = math.inf, 0
         for lv, vmin, hmin, jbest in per_level:
             v = float(vmin[P])
