@@ -144,6 +144,7 @@ def test_tag_and_cosine(cfg, exhaustive, folder: Path) -> None:
         assert all(len(n.tasks) > 1 for s in r.selections for n in s.networks)
     plain = group_search(cfg, "tag", [1.0, 2.0], "sequential", folder, tag_variant="plain", n_random=200)
     assert (folder / "affinity-tag-plain" / "affinity.json").is_file()
+    assert (folder / "tag-plain" / "result.json").is_file()
     a = plain.affinity
     assert a.every == 10 and a.samples == 1 and a.lookahead == "sgd" and not a.scale  # steps 0 of 6
     singles = [c for c in plain.selection_table if len(c.tasks) == 1]

@@ -72,7 +72,8 @@ so an exhaustive run makes the other methods' final training free), ``out_dir/es
 (``esa``), ``out_dir/esa-<E>ep/`` (``esa_epochs``),
 ``out_dir/affinity-<kind>/affinity.json``, and per method ``out_dir/<method>/``:
 ``result.json``, ``report.md`` (groupings in words, totals per budget, compute, Standley's
-analyses), ``selection_table.csv`` (what selection saw), ``budget_curves.png``.
+analyses), ``selection_table.csv`` (what selection saw), ``budget_curves.png`` (the ``plain``
+TAG variant: ``out_dir/tag-plain/``, ``out_dir/cosine-plain/``).
 """
 
 from __future__ import annotations
@@ -549,7 +550,8 @@ def group_search(
         method=method, tasks=tuple(names), budgets=budgets, normalize=normalize, selections=selections, scored=scored, scored_val=scored_val, curves=curves,
         compute=compute, selection_table=sel_table, full_table=full, affinity=aff, notes=notes, timing=timing,
     )
-    result.files = _write_outputs(out / method, result, specs, cfg)
+    report = method if method not in ("tag", "cosine") or tag_variant == "authors" else f"{method}-{tag_variant}"
+    result.files = _write_outputs(out / report, result, specs, cfg)
     return result
 
 
