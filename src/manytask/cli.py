@@ -297,13 +297,16 @@ def select(
     baselines: bool = typer.Option(True, "--baselines/--no-baselines", help="all-in-one, independent, random, worst"),
     random_samples: int = typer.Option(2000, "--random-samples", help="samples of the random-groupings baseline"),
     seed: int = typer.Option(0, "--seed", help="seed of the random-groupings baseline"),
+    time_limit: float | None = typer.Option(None, "--time-limit", help="seconds for the selection "
+                                            "(many tasks); past it: best found and a lower bound"),
 ) -> None:
     """Optimal networks per budget from a candidate table trained elsewhere (exact selection)."""
     from manytask.grouping.select_report import parse_budgets, run_select
     from manytask.reporting.tables import markdown_table
 
     res = run_select(str(table), parse_budgets(budgets), str(test) if test else None,
-                     str(out) if out else None, baselines=baselines, n_random=random_samples, seed=seed)
+                     str(out) if out else None, baselines=baselines, n_random=random_samples, seed=seed,
+                     time_limit=time_limit)
     fmt = lambda x: "—" if x is None else f"{x:.5f}"  # noqa: E731
     rows = []
     for r in res["selections"]:

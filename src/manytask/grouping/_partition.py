@@ -85,9 +85,9 @@ class PartitionSearch:
         root = self.bound(full, budget + run.ctol)
         run.dfs(full, budget + run.ctol, 0.0, 0.0, 0, 0)
         exact = not run.stopped
-        lb = root if not exact or run.best_key is None else run.best_key[0]
-        return PartitionResult(run.best, run.best_key, min(lb, root) if not exact else lb, exact)
-
+        if exact and run.best_key is not None:
+            root = run.best_key[0]  # proven optimal
+        return PartitionResult(run.best, run.best_key, root, exact)
 
 class _Run:
     """The state of one search (one budget)."""

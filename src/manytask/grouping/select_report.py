@@ -102,6 +102,7 @@ def run_select(
     baselines: bool = True,
     n_random: int = 2000,
     seed: int = 0,
+    time_limit: float | None = None,
 ) -> dict[str, Any]:
     """Select networks at every budget, score them and (optionally) write a report.
 
@@ -118,6 +119,8 @@ def run_select(
         baselines: add all-in-one, independent (same-size single-task networks), random
             groupings (``n_random`` seeded samples) and worst choice (tables of at most 64
             candidates; computed on the scoring losses, as in the paper).
+        time_limit: seconds for the selection sweep (searches over many tasks); a budget
+            whose search was cut short gets ``exact: false``, a ``lower_bound`` and a note.
 
     Returns:
         A JSON-able dict: ``table``, ``test_table``, ``tasks``, ``n_candidates``,
@@ -140,7 +143,7 @@ def run_select(
             return None
         return score(sel, test if where == "file" else None, kind=test_kind)
 
-    sels = select_many(table, budgets)
+    sels = select_many(table, budgets, time_limit=time_limit)
     rows: list[dict[str, Any]] = []
     optimal_val: list[float | None] = []
     optimal_test: list[float | None] = []
@@ -164,11 +167,18 @@ def run_select(
             "task_val_losses": dict(sel.task_losses),
             "task_test_losses": dict(sc.task_losses) if sc else None,
             "description": describe_selection(sel),
+            "exact": sel.exact,
         }
+        if not sel.exact:
+            row["lower_bound"] = sel.lower_bound
         rows.append(row)
 
     curves: dict[str, list[float | None]] = {}
-    notes: list[str] = []
+    notes: list[str] = [
+        f"budget {r['budget']:g}: the time limit cut the search short; best found "
+        f"{r['val_loss']:.5f}, optimum >= {r['lower_bound']:.5f}"
+        for r in rows if r.get("feasible") and not r["exact"]
+    ]
     if where is not None:
         curves["optimal (test)"] = optimal_test
     curves["optimal (val)"] = optimal_val
