@@ -21,7 +21,6 @@ Cases (each run in its own process, so that its peak memory is its own):
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import platform
@@ -34,28 +33,18 @@ from typing import Any
 
 import numpy as np
 
-from manytask.grouping.table import Candidate, CandidateTable
+from manytask.grouping.synthetic import affinity_candidates
+from manytask.grouping.table import CandidateTable
 
 ROOT = Path(__file__).resolve().parents[1]
 EX = ROOT / "examples" / "standley"
 
 
 def subsets_table(n: int, k: int = 3, seed: int = 0) -> CandidateTable:
-    """Every subset of at most ``k`` tasks; cost ``0.5 + 0.25 |g| + U(0, 0.2)`` (distinct);
-    losses ``base_t * exp(-mean affinity to the group + 0.01 (|g| - 1) + noise)``."""
-    rng = np.random.default_rng(seed)
-    tasks = [f"t{i:02d}" for i in range(n)]
-    base = rng.uniform(0.02, 0.3, n)
-    aff = rng.normal(0.0, 0.08, (n, n))
-    cands = []
-    for s in range(1, k + 1):
-        for g in itertools.combinations(range(n), s):
-            losses = {}
-            for t in g:
-                others = [u for u in g if u != t]
-                eff = float(np.mean(aff[t, others])) if others else 0.0
-                losses[tasks[t]] = float(base[t] * np.exp(-eff + 0.01 * len(others) + rng.normal(0, 0.02)))
-            cands.append(Candidate(frozenset(tasks[t] for t in g), 0.5 + 0.25 * s + float(rng.uniform(0, 0.2)), losses))
+    """Every subset of at most ``k`` tasks (:func:`manytask.grouping.synthetic.affinity_candidates`);
+    cost ``0.5 + 0.25 |g| + U(0, 0.2)`` (distinct)."""
+    tasks, cands, _ = affinity_candidates(np.random.default_rng(seed), n, k,
+                                          lambda rng, s: 0.5 + 0.25 * s + float(rng.uniform(0, 0.2)))
     return CandidateTable(tasks, cands, source=f"{n} tasks, subsets of <= {k}")
 
 

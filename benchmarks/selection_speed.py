@@ -20,7 +20,6 @@ Times are medians over ``--repeats`` runs (brute force: ``--brute-repeats``).
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import os
 import platform
@@ -34,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from manytask.grouping.selection import Selection, select, select_brute_force, select_many
+from manytask.grouping.synthetic import affinity_candidates
 from manytask.grouping.table import Candidate, CandidateTable, read_standley
 
 EX = Path(__file__).resolve().parents[1] / "examples" / "standley"
@@ -55,21 +55,10 @@ def key(s: Selection | None) -> tuple[float, float, int] | None:
 
 
 def synthetic(n: int = 10, seed: int = 0) -> CandidateTable:
-    """Losses ``base_t * exp(-mean affinity to the group's other tasks + small size penalty
-    + noise)`` for every subset at cost 1, and ``base_t * exp(0.05 + noise)`` at cost 0.5."""
+    """Every subset at cost 1 (:func:`manytask.grouping.synthetic.affinity_candidates`), and each
+    task alone at cost 0.5 with loss ``base_t * exp(0.05 + noise)``."""
     rng = np.random.default_rng(seed)
-    tasks = [f"task{i}" for i in range(n)]
-    base = rng.uniform(0.02, 0.3, n)
-    aff = rng.normal(0.0, 0.08, (n, n))
-    cands = []
-    for k in range(1, n + 1):
-        for g in itertools.combinations(range(n), k):
-            losses = {}
-            for t in g:
-                others = [u for u in g if u != t]
-                eff = float(np.mean(aff[t, others])) if others else 0.0
-                losses[tasks[t]] = float(base[t] * np.exp(-eff + 0.01 * len(others) + rng.normal(0, 0.02)))
-            cands.append(Candidate(frozenset(tasks[t] for t in g), 1.0, losses))
+    tasks, cands, base = affinity_candidates(rng, n, n, lambda r, s: 1.0, names="task{}")
     for t in range(n):
         loss = float(base[t] * np.exp(0.05 + rng.normal(0, 0.02)))
         cands.append(Candidate(frozenset([tasks[t]]), 0.5, {tasks[t]: loss}))

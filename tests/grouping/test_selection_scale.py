@@ -3,7 +3,6 @@ solvers, its time limit, and random instances through ``manytask select``."""
 
 from __future__ import annotations
 
-import itertools
 import json
 from pathlib import Path
 
@@ -13,25 +12,18 @@ from typer.testing import CliRunner
 
 from manytask.cli import app
 from manytask.grouping.selection import select, select_brute_force, select_many
-from manytask.grouping.table import Candidate, CandidateTable
+from manytask.grouping.synthetic import affinity_candidates
+from manytask.grouping.table import CandidateTable
 
 
 def subsets_table(n: int, k: int, seed: int, grid: bool = False) -> CandidateTable:
     """Every task subset of at most ``k`` tasks as a network; costs distinct (or from a
     small grid, with ties) and losses with pairwise affinities."""
-    rng = np.random.default_rng(seed)
-    tasks = [f"t{i:02d}" for i in range(n)]
-    base = rng.uniform(0.05, 0.3, n)
-    aff = rng.normal(0.0, 0.1, (n, n))
-    cands = []
-    for s in range(1, k + 1):
-        for g in itertools.combinations(range(n), s):
-            losses = {}
-            for t in g:
-                eff = float(np.mean([aff[t, u] for u in g if u != t])) if s > 1 else 0.0
-                losses[tasks[t]] = float(base[t] * np.exp(-eff + rng.normal(0, 0.03)))
-            cost = float(rng.choice([0.5, 1.0, 1.5])) if grid else 0.4 + 0.3 * s + float(rng.uniform(0, 0.2))
-            cands.append(Candidate(frozenset(tasks[t] for t in g), cost, losses))
+    def cost(rng: np.random.Generator, s: int) -> float:
+        return float(rng.choice([0.5, 1.0, 1.5])) if grid else 0.4 + 0.3 * s + float(rng.uniform(0, 0.2))
+
+    tasks, cands, _ = affinity_candidates(np.random.default_rng(seed), n, k, cost, base=(0.05, 0.3),
+                                          affinity_std=0.1, noise=0.03, size_penalty=0.0)
     return CandidateTable(tasks, cands)
 
 
