@@ -17,7 +17,42 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["atomic_write", "atomic_write_csv", "atomic_write_json", "atomic_write_text"]
+__all__ = ["atomic_replace", "atomic_write", "atomic_write_csv", "atomic_write_json", "atomic_write_text"]
+
+
+def atomic_replace(path: str | os.PathLike[str], fill: Callable[[Path], Any], *, fsync: bool = False) -> Path:
+    """Call ``fill(tmp)`` to write a temporary file beside ``path``, then rename it to ``path``.
+
+    For writers that take a file name (safetensors, NumPy); :func:`atomic_write` is the same for
+    writers that take an open handle. A reader never sees a half-written ``path``: it sees the
+    old file or the new one.
+
+    Args:
+        path: the file to (re)place; its folder is created when missing.
+        fill: writes the content to the temporary file it is given.
+        fsync: flush the content to disk before the rename.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    try:
+        fill(Path(tmp))
+        if fsync:
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        os.replace(tmp, target)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return target
 
 
 def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[Any]], Any], *, binary: bool = False,
@@ -34,22 +69,11 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[Any]], Any], 
     Returns:
         ``path`` as a :class:`~pathlib.Path`.
     """
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        fh = os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", newline="", encoding="utf-8")
-        with fh:
+    def fill(tmp: Path) -> None:
+        with (open(tmp, "wb") if binary else open(tmp, "w", newline="", encoding="utf-8")) as fh:
             write(fh)
-            if fsync:
-                fh.flush()
-                os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return target
+
+    return atomic_replace(path, fill, fsync=fsync)
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from manytask.atomic import atomic_write
 from manytask.data.batch import TensorDataset
 from manytask.errors import ConfigError, DataError
 
@@ -108,11 +109,9 @@ class EmbeddingRecorder:
             out = Path(rd.path)
         z = trainer.embed(self.data).numpy().astype(np.float32)
         path = embedding_path(out, epoch)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.stem}.tmp.npz")
-        np.savez_compressed(tmp, embeddings=z, labels=self.labels, index=self.index,
-                            epoch=np.int64(epoch), label_name=np.str_(self.label_name))
-        tmp.replace(path)
+        atomic_write(path, lambda fh: np.savez_compressed(fh, embeddings=z, labels=self.labels, index=self.index,
+                                                          epoch=np.int64(epoch), label_name=np.str_(self.label_name)),
+                     binary=True)
         self.written.append(path)
 
 

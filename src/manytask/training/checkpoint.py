@@ -26,6 +26,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from manytask.atomic import atomic_replace
 from manytask.errors import DataError
 
 __all__ = ["CHECKPOINT", "CheckpointError", "decode_tree", "encode_tree", "fault_point", "read_checkpoint",
@@ -115,14 +116,7 @@ def write_checkpoint(path: Path, model: Mapping[str, torch.Tensor], best: Mappin
         tensors.update({f"best/{k}": v.detach().contiguous().cpu() for k, v in best.items()})
     meta = json.dumps(encode_tree(dict(state), tensors))
     header = {"format": _FORMAT, "state": meta, "digest": _digest(tensors, meta)}
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        save_file(tensors, str(tmp), metadata=header)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    atomic_replace(path, lambda tmp: save_file(tensors, str(tmp), metadata=header))
 
 
 def _split(tensors: Mapping[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor] | None:

@@ -32,7 +32,7 @@ import yaml
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from manytask.atomic import atomic_write_text
+from manytask.atomic import atomic_replace, atomic_write_text
 from manytask.errors import DataError, ManytaskError
 from manytask.jsonable import to_jsonable
 from manytask.training.checkpoint import CHECKPOINT, CheckpointError, read_checkpoint, write_checkpoint
@@ -142,11 +142,8 @@ class RunDir:
     def save_weights(self, name: str, module: torch.nn.Module) -> None:
         if self.readonly:
             return
-        self.path.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().contiguous().cpu() for k, v in module.state_dict().items()}
-        tmp = self.file(f".{name}.{os.getpid()}.tmp")
-        save_file(state, str(tmp))
-        os.replace(tmp, self.file(f"{name}.safetensors"))
+        atomic_replace(self.file(f"{name}.safetensors"), lambda tmp: save_file(state, str(tmp)))
 
     def load_weights(self, name: str, module: torch.nn.Module) -> None:
         """Load ``<name>.safetensors`` into ``module``; :class:`CheckpointError` when the file is
