@@ -120,7 +120,7 @@ def init(
     """Write a commented starter config for a table: the kind of each target, inferred."""
     from manytask.data.sources.table import read_table
     from manytask.data.starter import make_starter
-    from manytask.training.rundir import atomic_write_text
+    from manytask.atomic import atomic_write_text
 
     if out.exists() and not force:
         raise ConfigError(f"{out}: already exists (use --force to overwrite)")

@@ -96,7 +96,7 @@ def write_predictions(path: str | Path, tasks: Sequence[Task], preds: Mapping[st
     """Write :func:`prediction_columns` as a CSV file, atomically."""
     import pandas as pd
 
-    from manytask.training.rundir import atomic_write_text
+    from manytask.atomic import atomic_write_text
 
     buffer = io.StringIO()
     pd.DataFrame(prediction_columns(tasks, preds, data)).to_csv(buffer, index=False, float_format="%.6g")
