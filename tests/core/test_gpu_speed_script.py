@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 from pathlib import Path
@@ -13,16 +12,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _load():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("gpu_speed", ROOT / "benchmarks" / "gpu_speed.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_gpu_speed_script_on_cpu(monkeypatch, capsys) -> None:
-    bench = _load()
+def test_gpu_speed_script_on_cpu(monkeypatch, capsys, load_script) -> None:
+    bench = load_script("benchmarks/gpu_speed.py")
     monkeypatch.setattr(bench, "BATCH", 8)
     report = bench.main(["--device", "cpu", "--ks", "1", "3", "40", "--steps", "1", "--warmup", "0",
                          "--train-size", "130", "--epochs", "1", "--threads", "1"])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -208,20 +207,13 @@ def test_cli_reports_an_undecodable_image_in_one_line(tmp_path: Path) -> None:
         f"manytask: error: {tmp_path / 'c.yaml'}: {root / 'img_03.png'}: cannot decode the image")
 
 
-def _export_script():
-    spec = importlib.util.spec_from_file_location("multimnist_to_images", ROOT / "examples" / "multimnist_to_images.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_multimnist_through_images_equals_the_builtin_source(tmp_path: Path) -> None:
+def test_multimnist_through_images_equals_the_builtin_source(tmp_path: Path, load_script) -> None:
     """The PNG route trains on bit-identical inputs, so its test metrics equal the built-in's."""
     from manytask.config import load_config
     from manytask.experiment import run_experiment
 
     folder = tmp_path / "mm"
-    _export_script().export_multimnist(folder, train_size=300, val_size=100, test_size=100, seed=0)
+    load_script("examples/multimnist_to_images.py").export_multimnist(folder, train_size=300, val_size=100, test_size=100, seed=0)
     sizes = {"data.train_size": 300, "data.val_size": 100, "data.test_size": 100}
     common = {"training.epochs": 4, "training.batch_size": 16, "training.threads": 1}
     builtin = load_config(ROOT / "configs" / "multimnist_demo.yaml", {**sizes, **common})

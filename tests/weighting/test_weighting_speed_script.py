@@ -2,23 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
-def _load():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("weighting_speed", ROOT / "benchmarks" / "weighting_speed.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_benchmark_runs_and_checks_its_goals(monkeypatch, capsys) -> None:
-    bench = _load()
+def test_benchmark_runs_and_checks_its_goals(monkeypatch, capsys, load_script) -> None:
+    bench = load_script("benchmarks/weighting_speed.py")
     monkeypatch.setattr(bench, "BATCH", 4)
     report = bench.main(["--ks", "2", "10", "--rounds", "1", "1", "--no-cuda"])
     printed = json.loads(capsys.readouterr().out)
