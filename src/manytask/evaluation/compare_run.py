@@ -19,6 +19,7 @@ from manytask.config import ExperimentConfig, parse_config
 from manytask.errors import ConfigError
 from manytask.atomic import atomic_write_json
 from manytask.evaluation.records import DIVERGED, REUSED, TRAINED, RunRecord, RunSpec
+from manytask.training.resume import config_differences
 from manytask.training.rundir import RunDir
 
 __all__ = ["DIVERGED_FILE", "CompareJob", "default_tsne_label", "is_settled", "run_compare_job", "run_one"]
@@ -73,38 +74,15 @@ def _settings(record: Mapping[str, Any]) -> dict[str, Any]:
     return clean
 
 
-def _first_difference(a: Any, b: Any, where: str = "") -> str | None:
-    if isinstance(a, dict) and isinstance(b, dict):
-        for key in sorted(set(a) | set(b)):
-            sub = f"{where}.{key}" if where else str(key)
-            if key not in a or key not in b:
-                return sub
-            d = _first_difference(a[key], b[key], sub)
-            if d is not None:
-                return d
-        return None
-    if isinstance(a, list) and isinstance(b, list):
-        if len(a) != len(b):
-            return where
-        for i, (x, y) in enumerate(zip(a, b)):
-            d = _first_difference(x, y, f"{where}.{i}")
-            if d is not None:
-                return d
-        return None
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
-        return None if float(a) == float(b) or (math.isnan(float(a)) and math.isnan(float(b))) else where
-    return None if a == b else where
-
-
 def _check_same_settings(rd: RunDir, spec: RunSpec, cfg: ExperimentConfig) -> None:
     if not rd.has("config.yaml"):
         return
     found = _settings(rd.read_config())
     wanted = _settings(_expected_record(cfg, spec))
-    diff = _first_difference(wanted, found)
-    if diff is not None:
+    diffs = config_differences(found, wanted, ignore_resumable=False)
+    if diffs:
         raise ConfigError(
-            f"{rd.path}: this finished run was made with other settings ({diff} differs); "
+            f"{rd.path}: this finished run was made with other settings ({diffs[0][0]} differs); "
             "use another --out or delete that run directory"
         )
 

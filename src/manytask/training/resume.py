@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -43,14 +44,27 @@ def _allowed(key: str) -> bool:
     return any(key == k or key.startswith(k + ".") for k in RESUMABLE_CHANGES)
 
 
-def config_differences(recorded: Mapping[str, Any], new: Mapping[str, Any]) -> list[tuple[str, Any, Any]]:
-    """``(dotted key, recorded value, new value)`` for every difference that blocks a resume."""
+def _same(a: Any, b: Any) -> bool:
+    """Equal as config values: numbers by value (NaN equal to NaN), lists element by element."""
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    return bool(a == b)
+
+
+def config_differences(recorded: Mapping[str, Any], new: Mapping[str, Any], *,
+                       ignore_resumable: bool = True) -> list[tuple[str, Any, Any]]:
+    """``(dotted key, recorded value, new value)`` for every difference, sorted by key; with
+    ``ignore_resumable`` the keys that may change on a resume (:data:`RESUMABLE_CHANGES`) are
+    left out, so what remains blocks a resume."""
     a, b = _normal(recorded), _normal(new)
     missing = object()
     diffs = []
     for key in sorted(set(a) | set(b)):
         va, vb = a.get(key, missing), b.get(key, missing)
-        if va != vb and not _allowed(key):
+        differs = va is missing or vb is missing or not _same(va, vb)
+        if differs and not (ignore_resumable and _allowed(key)):
             diffs.append((key, None if va is missing else va, None if vb is missing else vb))
     return diffs
 
