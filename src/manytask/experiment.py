@@ -71,7 +71,7 @@ def task_splits(splits: Splits, tasks: Sequence[Task]) -> Splits:
 
 def input_shape(data: TensorDataset | Splits) -> tuple[int, ...]:
     ds = data.train if isinstance(data, Splits) else data
-    return tuple(int(s) for s in ds.inputs.shape[1:])
+    return ds.sample_shape
 
 
 def build_model(cfg: ExperimentConfig, tasks: Sequence[Task], shape: Sequence[int],

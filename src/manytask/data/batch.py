@@ -172,6 +172,11 @@ class TensorDataset:
         return int(self.inputs.shape[0])
 
     @property
+    def sample_shape(self) -> tuple[int, ...]:
+        """The shape of one sample's inputs (what a trunk's builder receives)."""
+        return tuple(int(s) for s in self.inputs.shape[1:])
+
+    @property
     def columns(self) -> list[str]:
         return list(self.targets)
 

@@ -344,7 +344,8 @@ def _lookahead_from_grads(model: nn.Module, tasks: Sequence[Task], batch: Batch,
             new.update(_sgd_update(params, names, gi, lr))
         buffers = {n: b.detach().clone() for n, b in model.named_buffers()}
         with torch.no_grad():
-            preds = functional_call(model, (new, buffers), (batch.inputs,))
+            args = (batch.inputs,) if batch.set_mask is None else (batch.inputs, batch.set_mask)
+            preds = functional_call(model, (new, buffers), args)
             after = stack_losses(list(tasks), preds, batch.targets, batch.masks).double()
         for j in range(k):
             if active[j] and float(before[j]) > 0:
@@ -369,11 +370,12 @@ def _cosine_from_grads(grads: Sequence[list[Tensor] | None]) -> tuple[Tensor, Te
     return C, valid
 
 
-def _forward(model: nn.Module, x: Tensor) -> tuple[Tensor | None, dict[str, Tensor]]:
+def _forward(model: nn.Module, batch: Batch) -> tuple[Tensor | None, dict[str, Tensor]]:
+    args = (batch.inputs,) if batch.set_mask is None else (batch.inputs, batch.set_mask)
     fwf = getattr(model, "forward_with_features", None)
     if callable(fwf):
-        return fwf(x)
-    return None, model(x)
+        return fwf(*args)
+    return None, model(*args)
 
 
 def lookahead_affinity(model: nn.Module, tasks: Sequence[Task], batch: Batch, lr: float, *,
@@ -386,7 +388,7 @@ def lookahead_affinity(model: nn.Module, tasks: Sequence[Task], batch: Batch, lr
     authors' code: SGD with momentum); ``scale`` divides ``Z`` by ``lr`` (the authors' code).
     """
     names = _shared_names(model)
-    _, preds = _forward(model, batch.inputs)
+    _, preds = _forward(model, batch)
     losses = stack_losses(list(tasks), preds, batch.targets, batch.masks)
     active = _has_labels(tasks, batch)
     grads = _task_grads(model, names, losses, active)
@@ -398,7 +400,7 @@ def lookahead_affinity(model: nn.Module, tasks: Sequence[Task], batch: Batch, lr
 def gradient_cosine(model: nn.Module, tasks: Sequence[Task], batch: Batch) -> Tensor:
     """Cosine similarity of the per-task gradients of the shared parameters on one batch."""
     names = _shared_names(model)
-    _, preds = _forward(model, batch.inputs)
+    _, preds = _forward(model, batch)
     losses = stack_losses(list(tasks), preds, batch.targets, batch.masks)
     active = _has_labels(tasks, batch)
     C, _ = _cosine_from_grads(_task_grads(model, names, losses, active))

@@ -78,9 +78,11 @@ class MultiTaskModel(nn.Module):
             raise ConfigError(f"model: task '{task}' routed to unknown branch '{branch}'")
         self.routing[task] = branch
 
-    def encode(self, x: Tensor) -> Tensor:
-        """The shared representation (trunk output)."""
-        return self.trunk(x)
+    def encode(self, x: Tensor, set_mask: Tensor | None = None) -> Tensor:
+        """The shared representation (trunk output). For sets, ``x`` is a padded
+        ``(N, S, ...)`` tensor and ``set_mask`` ``(N, S)`` marks the real elements; the trunk
+        then receives both (a set trunk such as :class:`~manytask.models.set_encoder.SetEncoder`)."""
+        return self.trunk(x) if set_mask is None else self.trunk(x, set_mask)
 
     def heads_forward(self, z: Tensor) -> dict[str, Tensor]:
         """Predictions of every task from the shared representation ``z``.
@@ -114,12 +116,12 @@ class MultiTaskModel(nn.Module):
             return self.batch_heads
         return z.is_cuda and len(self.heads) >= MIN_BATCHED_HEADS
 
-    def forward_with_features(self, x: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-        z = self.encode(x)
+    def forward_with_features(self, x: Tensor, set_mask: Tensor | None = None) -> tuple[Tensor, dict[str, Tensor]]:
+        z = self.encode(x, set_mask)
         return z, self.heads_forward(z)
 
-    def forward(self, x: Tensor) -> dict[str, Tensor]:
-        return self.heads_forward(self.encode(x))
+    def forward(self, x: Tensor, set_mask: Tensor | None = None) -> dict[str, Tensor]:
+        return self.heads_forward(self.encode(x, set_mask))
 
     def shared_parameters(self) -> list[nn.Parameter]:
         """Parameters shared by all tasks (the trunk)."""

@@ -200,15 +200,17 @@ class Trainer:
             return SharedParts(params=m.shared_parameters(), features=z, last_layer=m.last_shared_layer())  # type: ignore[operator]
         return SharedParts(params=list(m.parameters()), features=None, last_layer=None)
 
-    def _forward(self, x: Tensor) -> tuple[Tensor | None, dict[str, Tensor]]:
+    def _forward(self, x: Tensor, set_mask: Tensor | None = None) -> tuple[Tensor | None, dict[str, Tensor]]:
         """The model's shared representation (None without ``forward_with_features``) and
-        predictions; under ``precision="bf16"`` the forward runs in bfloat16 autocast and the
-        predictions come back as float32 (losses are computed in float32)."""
+        predictions; ``set_mask`` is passed on for set inputs only. Under ``precision="bf16"``
+        the forward runs in bfloat16 autocast and the predictions come back as float32 (losses
+        are computed in float32)."""
+        extra = () if set_mask is None else (set_mask,)
         with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self._bf16):
             if self._has_features:
-                z, preds = self.model.forward_with_features(x)  # type: ignore[operator]
+                z, preds = self.model.forward_with_features(x, *extra)  # type: ignore[operator]
             else:
-                z, preds = None, self.model(x)
+                z, preds = None, self.model(x, *extra)
         if self._bf16:
             preds = {k: v.float() for k, v in preds.items()}
         return z, preds
@@ -219,7 +221,8 @@ class Trainer:
         self.model.eval()
         outs: dict[str, list[Tensor]] = {t.name: [] for t in self.tasks}
         for b in data.batches(self.eval_batch_size):
-            preds = self._forward(b.inputs.to(self.device))[1]
+            b = b.to(self.device)
+            preds = self._forward(b.inputs, b.set_mask)[1]
             for t in self.tasks:
                 outs[t.name].append(preds[t.name].float().cpu())
         self.model.train()
@@ -240,7 +243,10 @@ class Trainer:
         enc = getattr(self.model, "encode", None)
         if enc is None:
             raise ConfigError("model has no encode(); cannot compute embeddings")
-        out = [enc(b.inputs.to(self.device)).float().cpu() for b in data.batches(self.eval_batch_size)]
+        out = []
+        for b in data.batches(self.eval_batch_size):
+            b = b.to(self.device)
+            out.append((enc(b.inputs) if b.set_mask is None else enc(b.inputs, b.set_mask)).float().cpu())
         self.model.train()
         return torch.cat(out)
 
@@ -289,7 +295,7 @@ class Trainer:
         if self.dist.active:  # this process's slice of the batch
             batch, share = self.dist.shard(batch)
         self.optimizer.zero_grad(set_to_none=True)
-        z, preds = self._forward(batch.inputs)
+        z, preds = self._forward(batch.inputs, batch.set_mask)
         shared = self._shared(z)
         if self._loss_terms:
             shared.terms = element_losses(self.tasks, preds, batch.targets, batch.masks)
@@ -310,7 +316,7 @@ class Trainer:
         self.optimizer.step()
         if self._after_step:
             with torch.no_grad():
-                new_losses = stack_losses(self.tasks, self._forward(batch.inputs)[1], batch.targets, batch.masks)
+                new_losses = stack_losses(self.tasks, self._forward(batch.inputs, batch.set_mask)[1], batch.targets, batch.masks)
             if self.dist.active:
                 new_losses = self.dist.average(new_losses, share)
             self.weighting.after_step(new_losses)
