@@ -178,7 +178,7 @@ def test_end_epoch_steps_the_schedule_and_stops_on_non_finite_losses() -> None:
 
 
 def test_monitor_direction_comes_from_the_metric_table() -> None:
-    from manytask.training.trainer import _monitor_value
+    from manytask.training.run_state import monitor_value as _monitor_value
 
     metrics = {"c": {"accuracy": 0.5, "loss": 1.0}, "r": {"mse": 2.0, "mae": 1.0, "r2": 0.3, "loss": 2.0}}
     assert _monitor_value("r.r2", TASKS, metrics) == (0.3, True)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -28,6 +27,7 @@ from manytask.training.optimizer import OptimizerSpec
 from manytask.training.param_groups import param_groups
 from manytask.training.resume import check_same_config, restore_weights
 from manytask.training.rundir import RunDir
+from manytask.training.run_state import FitResult, RunState, monitor_value, step_rows
 from manytask.training.seeding import resolve_device, seed_everything
 from manytask.training.tensorboard import TensorBoardLog
 from manytask.weighting import SharedParts, StepInfo, WeightingMethod, create
@@ -37,46 +37,6 @@ EpochCallback = Callable[["Trainer", int], None]
 #: ``(model, batch, losses)``: looks at a training step's live graph before the backward
 #: (e.g. to measure per-task gradients); must not change the model, the batch or the losses
 StepHook = Callable[[nn.Module, Batch, Tensor], None]
-
-
-@dataclass
-class FitResult:
-    best_epoch: int
-    best_score: float
-    epochs_run: int
-    history: list[dict[str, Any]]
-    val: dict[str, dict[str, float]]
-    test: dict[str, dict[str, float]] | None
-    seconds: float
-    stopped_early: bool = False
-
-
-@dataclass
-class _RunState:
-    """Where a ``fit`` stands: its history and the best epoch so far."""
-
-    start_epoch: int = 1
-    history: list[dict[str, Any]] = field(default_factory=list)
-    best_score: float = math.nan
-    best_epoch: int = 0
-    best_state: dict[str, Tensor] | None = None
-    bad_epochs: int = 0
-    stopped_early: bool = False
-
-
-def _monitor_value(monitor: str, tasks: Sequence[Task], metrics: dict[str, dict[str, float]]) -> tuple[float, bool]:
-    """(value, higher_is_better) of the selection criterion on one split's metrics."""
-    if monitor == "auto":
-        monitor = "mean_accuracy" if all(t.is_classification for t in tasks) else "loss"
-    if monitor == "loss":
-        return sum(metrics[t.name]["loss"] for t in tasks), False
-    if monitor == "mean_accuracy":
-        return sum(metrics[t.name]["accuracy"] for t in tasks) / len(tasks), True
-    name, _, metric = monitor.partition(".")
-    task = next((t for t in tasks if t.name == name), None)
-    if task is None or name not in metrics or metric not in metrics[name]:
-        raise ConfigError(f"training.monitor: '{monitor}' is not a known task.metric")
-    return metrics[name][metric], task.metric_spec(metric).higher_is_better
 
 
 class Trainer:
@@ -421,7 +381,7 @@ class Trainer:
             for cb in self.callbacks:
                 cb(self, epoch)
             if self._restart_selection:
-                run.best_score, run.best_epoch, run.best_state, run.bad_epochs = math.nan, 0, None, 0
+                run.forget_best()
                 self._restart_selection = False
             self._log_epoch(run, row, out)
             bar.set_postfix(epoch=epoch, score=f"{row['score']:.4f}", best=run.best_epoch)
@@ -431,9 +391,9 @@ class Trainer:
         bar.close()
         return self._finish(run, val, test, time.perf_counter() - t0)
 
-    def _start_run(self, resume: bool, config: dict[str, Any] | None) -> _RunState:
+    def _start_run(self, resume: bool, config: dict[str, Any] | None) -> RunState:
         """A fresh run, or the state of the last finished epoch of the RunDir (``resume``)."""
-        run = _RunState()
+        run = RunState()
         rd = self.run_dir
         if rd is None:
             return run
@@ -462,7 +422,7 @@ class Trainer:
         self._open_tensorboard(run)
         return run
 
-    def _open_tensorboard(self, run: _RunState) -> None:
+    def _open_tensorboard(self, run: RunState) -> None:
         if self.tensorboard and self.run_dir is not None:
             self._tb = TensorBoardLog(self.run_dir.file("tensorboard"), first_epoch=run.start_epoch)
 
@@ -479,15 +439,14 @@ class Trainer:
             vm = self.evaluate(val)
             for n in names:
                 row.update({f"val/{n}/{m}": v for m, v in vm[n].items()})
-            score, higher = _monitor_value(self.monitor, self.tasks, vm)
+            score, higher = monitor_value(self.monitor, self.tasks, vm)
         else:
             score, higher = -float(out["losses"].sum()), True
         row["score"] = score
         return row, higher
 
-    def _keep_if_best(self, run: _RunState, epoch: int, score: float, higher: bool) -> None:
-        best = run.best_score
-        if not (math.isnan(best) or (score > best if higher else score < best)):
+    def _keep_if_best(self, run: RunState, epoch: int, score: float, higher: bool) -> None:
+        if not run.improves(score, higher):
             run.bad_epochs += 1
             return
         run.best_score, run.best_epoch, run.bad_epochs = score, epoch, 0
@@ -495,7 +454,7 @@ class Trainer:
         if self.run_dir is not None:
             self.run_dir.save_weights("best", self.model)
 
-    def _log_epoch(self, run: _RunState, row: dict[str, Any], out: dict[str, Any]) -> None:
+    def _log_epoch(self, run: RunState, row: dict[str, Any], out: dict[str, Any]) -> None:
         """history.jsonl, steps.jsonl, the last weights and the resumable state."""
         rd = self.run_dir
         if rd is None:
@@ -505,16 +464,8 @@ class Trainer:
         if self._tb is not None:
             self._tb.log(row)
         if self.log_steps:
-            names = [t.name for t in self.tasks]
-            first = self.step - out["steps"] + 1
-            steps = []
-            for i, w in enumerate(out["weights"].tolist()):
-                srow: dict[str, Any] = {"step": first + i, "epoch": epoch}
-                srow.update({f"w/{n}": x for n, x in zip(names, w)})
-                if out["extras"] and i < len(out["extras"]):
-                    srow.update(out["extras"][i])
-                steps.append(srow)
-            rd.append_jsonl("steps.jsonl", steps)
+            rd.append_jsonl("steps.jsonl", step_rows([t.name for t in self.tasks], self.step - out["steps"] + 1,
+                                                     epoch, out["weights"].tolist(), out["extras"]))
         fault_point("before_weights", epoch)
         check_finite_parameters(self.model, self.step, epoch)
         rd.save_weights("last", self.model)
@@ -533,7 +484,7 @@ class Trainer:
             "seed": self.seed, "nonfinite": self.guard.summary(), "device": str(self.device),
         })
 
-    def _finish(self, run: _RunState, val: TensorDataset | None, test: TensorDataset | None,
+    def _finish(self, run: RunState, val: TensorDataset | None, test: TensorDataset | None,
                 seconds: float) -> FitResult:
         """Back to the best epoch's weights, score ``val``/``test``, write the summary."""
         if run.best_state is not None:
