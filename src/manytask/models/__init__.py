@@ -16,6 +16,7 @@ from manytask.models.registry import (
 
 # registry: one import per built-in trunk module
 from manytask.models.resnet import ResNetTrunk  # noqa: E402
+from manytask.models.set_encoder import SetEncoder, SmallVGG, parameter_counts  # noqa: E402
 from manytask.models.ss_cnn import SelectiveSharingCNN  # noqa: E402
 from manytask.models.trunks import LeNetTrunk, MLPTrunk  # noqa: E402
 
@@ -26,11 +27,14 @@ __all__ = [
     "MultiTaskModel",
     "ResNetTrunk",
     "SelectiveSharingCNN",
+    "SetEncoder",
+    "SmallVGG",
     "Trunk",
     "TrunkSpec",
     "TwoLayerHead",
     "available_trunks",
     "build_trunk",
     "multiply_adds",
+    "parameter_counts",
     "register_trunk",
 ]

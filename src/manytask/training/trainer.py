@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 
 from manytask.data.batch import Batch, TensorDataset
 from manytask.errors import ConfigError
+from manytask.models.set_encoder import parameter_counts
 from manytask.tasks import Task, stack_losses
 from manytask.training.checkpoint import CheckpointError, fault_point
 from manytask.training.distributed import Distributed
@@ -504,5 +505,6 @@ class Trainer:
                 "steps_run": self.step, "max_steps": self.max_steps,
                 "val": val_metrics, "test": test_metrics, "device": str(self.device),
                 "nonfinite": self.guard.summary(),
+                "parameters": dict(zip(("trainable", "total"), parameter_counts(self.model))),
             })
         return result
