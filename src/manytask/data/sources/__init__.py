@@ -16,8 +16,10 @@ from manytask.data.sources.base import (
 # registry: one line per built-in source
 from manytask.data.sources import arrays as _arrays  # noqa: E402,F401
 from manytask.data.sources import digits as _digits  # noqa: E402,F401
+from manytask.data.sources import galleries as _galleries  # noqa: E402,F401
 from manytask.data.sources import images as _images  # noqa: E402,F401
 from manytask.data.sources import mnist as _mnist  # noqa: E402,F401
+from manytask.data.sources import mnist_galleries as _mnist_galleries  # noqa: E402,F401
 from manytask.data.sources import multimnist as _multimnist  # noqa: E402,F401
 from manytask.data.sources import table as _table  # noqa: E402,F401
 from manytask.data.sources import yeast as _yeast  # noqa: E402,F401
