@@ -181,3 +181,21 @@ def test_impossible_settings_are_refused_in_one_line(fields: dict, expected: str
 def test_unknown_column_names_the_available_ones() -> None:
     with pytest.raises(ConfigError, match="column\\(s\\) stars not in the mnist_galleries data"):
         build(["stars"])
+
+
+def test_a_run_on_the_benchmark_trains_on_gallery_batches(tmp_path) -> None:
+    from manytask.config import load_config
+    from manytask.experiment import run_experiment
+
+    cfg = {"name": "mg", "seed": 0,
+           "data": {"kind": "mnist_galleries", "train_size": 48, "val_size": 16, "test_size": 16, "max_size": 8},
+           "tasks": [{"name": "has_7", "kind": "binary"},
+                     {"name": "size_bucket", "kind": "multiclass", "num_classes": 4},
+                     {"name": "mean_digit", "kind": "regression"}],
+           "model": {"trunk": "set_encoder", "features": 8, "hidden": [16], "head_hidden": 4,
+                     "options": {"item": "mlp", "pooling": "sum"}},
+           "training": {"epochs": 1, "batch_size": 8, "threads": 1}}
+    (tmp_path / "c.yaml").write_text(__import__("yaml").safe_dump(cfg))
+    result = run_experiment(load_config(tmp_path / "c.yaml"), tmp_path / "run", progress=False)
+    assert set(result.test) == {"has_7", "size_bucket", "mean_digit"}
+    assert math.isfinite(result.test["mean_digit"]["mse"])
