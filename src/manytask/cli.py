@@ -327,6 +327,80 @@ def select(
         typer.echo(f"{key}: {path}")
 
 
+@app.command()
+@guarded
+def embed(
+    run_dir: Path = typer.Argument(..., help="a run directory (manytask run)"),
+    data: Path | None = typer.Option(None, "--data", help="embed this data config (YAML or run directory) "
+                                     "instead of the run's own; its tasks give the labels"),
+    split: str = typer.Option("test", "--split", help="train, val, test or all"),
+    out: Path = typer.Option(Path("embeddings.npz"), "--out", "-o", help="FILE.npz or FILE.parquet"),
+    weights: str = typer.Option("best", "--weights", help="best or last"),
+) -> None:
+    """Embeddings of the run's shared representation, with ids, split and task labels."""
+    from manytask.evaluation.embed import _suffix, compute_embeddings, write_embeddings
+
+    _suffix(out)
+    emb = compute_embeddings(run_dir, data_config=data, split=split, which=weights)
+    write_embeddings(out, emb)
+    typer.echo(f"{len(emb)} rows x {emb.embeddings.shape[1]} dims ({split}); labels: "
+               f"{', '.join(emb.labels) or 'none'}; wrote {out}")
+
+
+@app.command()
+@guarded
+def search(
+    embeddings: Path = typer.Argument(..., help="an embeddings file (manytask embed)"),
+    seed_ids: str | None = typer.Option(None, "--seed-ids", help="query: ids of seed rows, comma-separated"),
+    seed_images: str | None = typer.Option(None, "--seed-images", help="query: image files forming one gallery, "
+                                           "comma-separated (needs --run)"),
+    run: Path | None = typer.Option(None, "--run", help="run directory whose model embeds --seed-images"),
+    k: int = typer.Option(10, "--k", help="results to list"),
+    index: str = typer.Option("exact", "--index", help="exact (cosine) or lsh (random projections, Hamming)"),
+    nbits: int | None = typer.Option(None, "--nbits", help="lsh: bits per code (default 256)"),
+    grid: Path | None = typer.Option(None, "--grid", help="also draw the results' images into this PNG"),
+    data: Path | None = typer.Option(None, "--data", help="--grid: the data config or run directory holding the items"),
+) -> None:
+    """Rows most similar to seed galleries (by id) or to seed images."""
+    from manytask.evaluation.embed import search_file
+
+    split = lambda text: [c.strip() for c in (text or "").split(",") if c.strip()]  # noqa: E731
+    if grid is not None and data is None and run is None:
+        raise ConfigError("--grid needs --data (a config or run directory) to find the items")
+    found = search_file(embeddings, seed_ids=split(seed_ids), seed_images=split(seed_images), run_dir=run,
+                        k=k, index=index, nbits=nbits)
+    score = "cosine" if index == "exact" else "hamming  cosine"
+    typer.echo(f"rank  {found.emb.id_name:20s} {score}")
+    for rank, (row, s, c) in enumerate(zip(found.rows, found.scores, found.cosine), start=1):
+        extra = f"{s:8.4f}" if index == "exact" else f"{int(s):7d}  {c:6.4f}"
+        typer.echo(f"{rank:4d}  {found.emb.ids[row]:20s} {extra}")
+    if grid is not None:
+        from manytask.reporting.galleries_plots import draw_search_grid
+
+        typer.echo(f"grid: {draw_search_grid(found, data or run, grid, seed_images=split(seed_images))}")
+
+
+@app.command("map")
+@guarded
+def map_(
+    embeddings: Path = typer.Argument(..., help="an embeddings file (manytask embed)"),
+    color_by: str = typer.Option(..., "--color-by", help="the task whose labels colour the points"),
+    method: str = typer.Option("tsne", "--method", help="tsne (scikit-learn) or umap (needs umap-learn)"),
+    out: Path = typer.Option(Path("map.png"), "--out", "-o", help="PNG file"),
+    max_points: int = typer.Option(5000, "--max-points", min=4, help="project at most this many rows (random)"),
+    seed: int = typer.Option(0, "--seed", help="seed of the row sample and the projection"),
+) -> None:
+    """2-D map (t-SNE or UMAP) of the embeddings coloured by a task's labels."""
+    from manytask.evaluation.embed import project_2d, read_embeddings
+    from manytask.reporting.galleries_plots import plot_map
+
+    emb = read_embeddings(embeddings)
+    xy, labels = project_2d(emb, color_by, method=method, max_points=max_points, seed=seed)
+    plot_map(xy, labels, out, label_name=color_by, classes=emb.classes.get(color_by, ()),
+             title=f"{method} of {embeddings.name}, coloured by {color_by}")
+    typer.echo(f"{len(xy)} points; wrote {out}")
+
+
 def _one_line_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
                       line: str | None = None) -> str:
     return f"manytask: warning: {message}\n"
