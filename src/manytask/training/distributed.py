@@ -6,12 +6,29 @@ one process group (``nccl`` on CUDA, one GPU per process; ``gloo`` on CPU). Ever
 draws the same shuffled batches (same seed) and trains on its own contiguous slice of each;
 after the weighting method's backward the gradients are averaged across processes, weighted
 by slice size (one all-reduce of one flat buffer), so every process applies the same update
-and the weights stay identical. Any weighting method works unchanged: each process combines
-its own task losses (or gradients) and the results are averaged. Task losses are averaged the
-same way before the non-finite check, so every process takes the same decision, and so are the
-losses FAMO's ``after_step`` sees. A method whose state changes inside ``backward`` from the
-losses or gradients it is given (e.g. GradNorm's weights) updates it from each process's own
-slice; its learnable parameters are averaged like the network's.
+and the weights stay identical. Task losses are averaged the same way before the non-finite
+check, so every process takes the same decision, and so are the losses FAMO's ``after_step``
+sees.
+
+Every weighting method computes what one process would compute on the whole batch
+(:class:`~manytask.weighting.base.SharedParts` carries this process's ``share`` and an
+``all_sum``):
+
+* loss-level methods (uniform, uncertainty, DWA, FAMO, ...) compute their weights from the
+  global loss values (slice-weighted means over processes), with the gradient of the
+  process's own losses, so the weights agree everywhere and the averaged gradient is the
+  global one;
+* gradient-level methods combine the global per-task gradients: with respect to the shared
+  parameters, the k × d matrix is all-reduced (slice-weighted) before its Gram matrix and the
+  combination are formed; with respect to the shared representation (MGDA-UB), each process
+  holds other samples' rows, so the k × k Gram matrix is summed (weighted by the squared
+  shares) and each process back-propagates the common coefficients through its own rows;
+* GradNorm reduces the last layer's per-task gradients and takes its initial losses from the
+  global values; class-wise auxiliary weighting sums its per-class window statistics over
+  processes before each update.
+
+The cost is one extra all-reduce per step of the k × d matrix for parameter-level methods (of
+k × k for representation-level ones).
 
 Only rank 0 writes the run directory (history, checkpoints, summary, predictions); every rank
 reads the checkpoint on ``--resume``.
@@ -95,6 +112,14 @@ class Distributed:
         import torch.distributed as dist
 
         out = values.detach() * share
+        dist.all_reduce(out)
+        return out
+
+    def all_sum(self, values: Tensor) -> Tensor:
+        """``Σ over processes of values`` (a copy; the same result on every process)."""
+        import torch.distributed as dist
+
+        out = values.detach().clone()
         dist.all_reduce(out)
         return out
 

@@ -258,6 +258,8 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         z, preds = self._forward(batch.inputs, batch.set_mask)
         shared = self._shared(z)
+        if self.dist.active:  # the method sees global loss values and reduces per-task gradients
+            shared.share, shared.all_sum = share, self.dist.all_sum
         if self._loss_terms:
             shared.terms = element_losses(self.tasks, preds, batch.targets, batch.masks)
             losses = stack_means(self.tasks, shared.terms)

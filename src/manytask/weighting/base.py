@@ -15,6 +15,13 @@ method's defaults for that group's ``lr``, ``momentum`` and ``weight_decay``.
 Stateful methods keep their state in buffers or in ``get_extra_state`` so that
 ``state_dict()`` / ``load_state_dict()`` resume exactly.
 
+Data-parallel training (one process per slice of each batch): the trainer hands every method
+the same loss *values* on every process (the slice-weighted mean over processes, with the
+gradient of the process's own losses: :meth:`SharedParts.global_values`), so weights computed
+from losses agree everywhere; a method that combines per-task gradients reduces them first
+(:meth:`SharedParts.global_mean`), so every process applies the combination of the global
+per-task gradients, the one a single process would apply to the whole batch.
+
 Methods register themselves by name with :func:`register`; :func:`create` builds one from a
 name and keyword hyperparameters (what configs and the CLI use), :func:`create_from_train` also
 hands the method the training split (:meth:`WeightingMethod.from_train`) for methods whose
@@ -23,7 +30,7 @@ constants come from training-set statistics (pseudo-uniform's label variances).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -48,12 +55,33 @@ class SharedParts:
         last_layer: parameters of the last shared layer (GradNorm's W).
         terms: per-task per-element loss terms (:mod:`manytask.weighting.terms`), given only to
             methods with ``wants_loss_terms`` (class-wise auxiliary weights).
+        share: this process's share of the global batch (data-parallel training; 1 alone).
+        all_sum: sums a tensor over the processes of a data-parallel job, the same result on
+            every process (None when training alone).
     """
 
     params: Sequence[nn.Parameter]
     features: Tensor | None = None
     last_layer: Sequence[nn.Parameter] | None = None
     terms: Mapping[str, ElementLosses] | None = None
+    share: float = 1.0
+    all_sum: Callable[[Tensor], Tensor] | None = None
+
+    def global_mean(self, t: Tensor) -> Tensor:
+        """``Σ_r share_r · t_r`` over the processes (detached): the global batch's value of a
+        quantity that is a mean over the batch (losses, per-task gradients); ``t`` alone."""
+        return t if self.all_sum is None else self.all_sum(t.detach() * self.share)
+
+    def global_sum(self, t: Tensor) -> Tensor:
+        """``Σ_r t_r`` over the processes (counts, sums over samples); ``t`` alone."""
+        return t if self.all_sum is None else self.all_sum(t.detach())
+
+    def global_values(self, losses: Tensor) -> Tensor:
+        """``losses`` with the global batch's values and the gradient of this process's own
+        (straight-through): a weight computed from them is the same on every process."""
+        if self.all_sum is None:
+            return losses
+        return losses + (self.global_mean(losses) - losses).detach()
 
 
 @dataclass
@@ -138,6 +166,8 @@ class LossWeighting(WeightingMethod):
 
     def backward(self, losses: Tensor, shared: SharedParts | None = None) -> StepInfo:
         self.check_losses(losses)
+        if shared is not None:
+            losses = shared.global_values(losses)
         w, extra = self.weights(losses)
         total = (w * losses).sum()
         if extra is not None:

@@ -182,7 +182,7 @@ class ClasswiseAux(WeightingMethod):
         total.backward()
         self.counters[1] += 1
         if int(self.counters[1]) >= self.window:
-            self._end_window()
+            self._end_window(shared)
         return StepInfo(weights=task_w.detach(), extra=self.weight_log())
 
     def _accumulate(self, lo: int, hi: int, main_terms: Tensor, main_valid: Tensor, terms: Tensor,
@@ -196,9 +196,11 @@ class ClasswiseAux(WeightingMethod):
         acc[2] += a_sum.to(acc.device)
         acc[3] += float(valid.sum())
 
-    def _end_window(self) -> None:
-        """One time step t: the window's class losses, then eq. (10) and (9) after the warm-up."""
-        acc, s = self.acc, self.stats
+    def _end_window(self, shared: SharedParts | None = None) -> None:
+        """One time step t: the window's class losses, then eq. (10) and (9) after the warm-up
+        (in data-parallel training, from the window's sums over every process)."""
+        acc = self.acc if shared is None else shared.global_sum(self.acc).to(self.acc.device)
+        s = self.stats
         present = (acc[1] > 0) & (acc[3] > 0)
         s[0] = torch.where(present, acc[0] / acc[1].clamp_min(1.0), s[0])          # L_main^c(t)
         s[1] = torch.where(present, acc[2] / acc[3].clamp_min(1.0), s[1])          # (1/N) Σ_{y=c} D
@@ -217,7 +219,7 @@ class ClasswiseAux(WeightingMethod):
         s[2] = torch.where(present, s[0], s[2])
         s[3] = torch.where(present, aux_now, s[3])
         self.seen |= present
-        acc.zero_()
+        self.acc.zero_()
         self.counters[1] = 0
 
     def on_epoch_end(self, epoch_mean_losses: Tensor) -> None:

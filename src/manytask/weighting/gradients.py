@@ -446,11 +446,14 @@ class GradientWeighting(WeightingMethod):
                 )
             info = self.engine.inspect(losses, params, features)
             jac = self.engine.feature_jacobian(losses, features, info, heads=True).reshape(self.k, -1)
+            # each process holds other samples' rows of z: the global Gram is Σ_r share_r² J_r J_rᵀ
+            gram = shared.global_sum((jac @ jac.T).detach() * shared.share ** 2)
         else:
             info = self.engine.inspect(losses, params, features)
-            jac = self.engine.param_jacobian(losses, params, features, info, heads=True)
-        gram = (jac @ jac.T).detach().to(torch.float64).cpu()
-        coef = self.coefficients(gram, losses.detach().to(torch.float64).cpu())
+            jac = shared.global_mean(self.engine.param_jacobian(losses, params, features, info, heads=True))
+            gram = (jac @ jac.T).detach()
+        gram = gram.to(torch.float64).cpu()
+        coef = self.coefficients(gram, shared.global_mean(losses.detach()).to(torch.float64).cpu())
         c = coef.to(device=jac.device, dtype=jac.dtype)
         combined = c @ jac
         if self.wrt == "features":

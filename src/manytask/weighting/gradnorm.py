@@ -88,13 +88,13 @@ class GradNorm(WeightingMethod):
         if shared is None or not shared.last_layer:
             raise ValueError("weighting 'gradnorm': needs SharedParts(last_layer=...) (the last shared layer's parameters)")
         self.renormalize()
-        ell = losses.detach().to(torch.float64)
+        ell = shared.global_mean(losses.detach()).to(torch.float64)
         if not bool(self.has_initial):
             self.initial_losses.copy_(ell)
             self.has_initial.fill_(True)
         last = [p for p in shared.last_layer if p.requires_grad]
         info = self.engine.inspect(losses, [p for p in shared.params if p.requires_grad], shared.features)
-        jac = self.engine.param_jacobian(losses, last, shared.features, info)
+        jac = shared.global_mean(self.engine.param_jacobian(losses, last, shared.features, info))
         norms = jac.detach().to(torch.float64).norm(dim=1)
 
         w = self.loss_weights.detach()
