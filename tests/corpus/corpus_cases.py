@@ -418,3 +418,33 @@ def _select_out_is_a_file(tmp: Path) -> list[str]:
     p.write_text(GOOD_TABLE)
     (tmp / "sel").write_text("not a folder")
     return ["select", str(p), "--budgets", "1,2", "--out", str(tmp / "sel")]
+
+
+# ================================================================== galleries (kind: galleries)
+def gallery_case(id: str, expect: str, spoil: Callable[[Path], Any]) -> None:
+    """Four galleries of two 4x4 PNGs (items.csv, labels.csv), spoilt by ``spoil(folder)``."""
+    def build(tmp: Path) -> list[str]:
+        from PIL import Image
+
+        (tmp / "img").mkdir()
+        items = ["gallery,image"]
+        for k in range(8):
+            Image.fromarray(np.full((4, 4), 30 * k, dtype=np.uint8)).save(tmp / "img" / f"{k}.png")
+            items.append(f"g{k // 2},img/{k}.png")
+        (tmp / "items.csv").write_text("\n".join(items) + "\n")
+        (tmp / "labels.csv").write_text("gallery,y\n" + "".join(f"g{g},{g % 2}\n" for g in range(4)))
+        spoil(tmp)
+        cfg = {"name": "gal", "data": {"kind": "galleries", "items": str(tmp / "items.csv"),
+                                       "labels": str(tmp / "labels.csv"), "grayscale": True},
+               "tasks": [{"name": "y", "kind": "binary"}], "model": {"trunk": "set_encoder"},
+               "training": {"epochs": 1, "threads": 1}}
+        return run_args(tmp, write_yaml(tmp, cfg))
+    CASES.append(Case(id, build, expect, "data"))
+
+
+gallery_case("gallery_image_missing", "items.csv: row 4, column 'image': image file 'img/3.png' not found",
+             lambda tmp: (tmp / "img" / "3.png").unlink())
+gallery_case("gallery_without_images", "labels.csv: row 5, column 'gallery': gallery 'g9' has no item",
+             lambda tmp: (tmp / "labels.csv").write_text((tmp / "labels.csv").read_text() + "g9,1\n"))
+gallery_case("gallery_image_sizes_differ", "img/6.png: image is 5x4, but img/",
+             lambda tmp: __import__("PIL.Image").Image.fromarray(np.zeros((5, 4), np.uint8)).save(tmp / "img" / "6.png"))

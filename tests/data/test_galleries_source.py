@@ -168,7 +168,7 @@ def test_unknown_label_column_and_npz_with_image_options(tmp_path: Path) -> None
     items, labels, _ = write_galleries(tmp_path)
     with pytest.raises(DataError, match="labels.csv: no column 'stars' \\(a task's target"):
         source(items, labels).build(["stars"], 0)
-    with pytest.raises(ConfigError, match="image_size / grayscale: apply to image files"):
+    with pytest.raises(ConfigError, match="image_size: applies to image files, not to the arrays of x.npz"):
         parse_source({"kind": "galleries", "items": "x.npz", "labels": "l.csv", "image_size": [4, 4]})
 
 

@@ -109,7 +109,7 @@ def _entropy(c: np.ndarray) -> np.ndarray:
     p = c / _n(c)[:, None]
     with np.errstate(divide="ignore", invalid="ignore"):
         terms = np.where(p > 0, p * np.log2(np.where(p > 0, p, 1.0)), 0.0)
-    return -terms.sum(1)
+    return 0.0 - terms.sum(1)  # 0.0 - 0.0 is 0.0, not -0.0
 
 
 def _lower_median(c: np.ndarray) -> np.ndarray:

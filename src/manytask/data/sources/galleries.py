@@ -128,8 +128,10 @@ class GalleriesSource(HeldOutFractions):
         if self.split_column and {"val_fraction", "test_fraction"} & self.model_fields_set:
             raise ValueError("split_column: the galleries are split by this column; "
                              "remove val_fraction / test_fraction")
-        if self.is_npz() and (self.image_size is not None or self.grayscale):
-            raise ValueError(f"image_size / grayscale: apply to image files, not to the arrays of {self.items}")
+        if self.is_npz():
+            for name in ("image_size", "grayscale"):
+                if getattr(self, name) not in (None, False):
+                    raise ValueError(f"{name}: applies to image files, not to the arrays of {self.items}")
         return self
 
     def is_npz(self) -> bool:
