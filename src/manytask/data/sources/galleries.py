@@ -160,8 +160,8 @@ class GalleriesSource(HeldOutFractions):
         return frame, ids
 
     def _read_items(self) -> _Items:
-        from manytask.data.sources.arrays import check_inputs, read_npz
         from manytask.data.encoding import Place
+        from manytask.data.sources.arrays import check_inputs, read_npz
 
         if self.is_npz():
             path = Path(self.items).expanduser()

@@ -108,14 +108,20 @@ class MNISTGalleriesSource(DigitFiles):
         sizes = (self.train_size, self.val_size, self.test_size)
         parts = [self._split(labels, pool, size, np.random.default_rng(ss), columns)
                  for pool, size, ss in zip(pools, sizes, streams[1:])]
-        keep = max(1, int(round(self.fraction * self.train_size)))
+        keep = max(1, round(self.fraction * self.train_size))
         members, table = parts[0]
         parts[0] = (members[:keep], {c: v[:keep] for c, v in table.items()})
         return self._assemble(items, pools[0], parts, columns)
 
     def _split(self, labels: np.ndarray, pool: np.ndarray, count: int, rng: np.random.Generator,
                columns: Sequence[str]) -> _Part:
-        from manytask.data.galleries import HELDOUT, HELDOUT_NOISE, draw_galleries, heldout_labels, task_by_name
+        from manytask.data.galleries import (
+            HELDOUT,
+            HELDOUT_NOISE,
+            draw_galleries,
+            heldout_labels,
+            task_by_name,
+        )
 
         members, counts = draw_galleries(labels[pool], count, self.min_size, self.max_size, rng, self.theme_alpha)
         noise = rng.normal(0.0, HELDOUT_NOISE, size=count)
