@@ -334,6 +334,8 @@ def embed(
     data: Path | None = typer.Option(None, "--data", help="embed this data config (YAML or run directory) "
                                      "instead of the run's own; its tasks give the labels"),
     split: str = typer.Option("test", "--split", help="train, val, test or all"),
+    columns: str = typer.Option("", "--columns", help="also store these data columns as labels, comma-separated "
+                                "(e.g. a held-out column no task reads)"),
     out: Path = typer.Option(Path("embeddings.npz"), "--out", "-o", help="FILE.npz or FILE.parquet"),
     weights: str = typer.Option("best", "--weights", help="best or last"),
 ) -> None:
@@ -341,7 +343,8 @@ def embed(
     from manytask.evaluation.embed import _suffix, compute_embeddings, write_embeddings
 
     _suffix(out)
-    emb = compute_embeddings(run_dir, data_config=data, split=split, which=weights)
+    emb = compute_embeddings(run_dir, data_config=data, split=split, which=weights,
+                             columns=[c.strip() for c in columns.split(",") if c.strip()])
     write_embeddings(out, emb)
     typer.echo(f"{len(emb)} rows x {emb.embeddings.shape[1]} dims ({split}); labels: "
                f"{', '.join(emb.labels) or 'none'}; wrote {out}")

@@ -232,3 +232,42 @@ def test_cli_errors_are_one_line(run_dir: Path, tmp_path: Path) -> None:
     assert res.exit_code == 2 and "no labels for task 'nope'" in error_line(res)
     res = runner.invoke(app, ["search", str(path), "--seed-images", "x.png", "--run", str(run_dir)])
     assert res.exit_code == 2 and "not trained on galleries" in error_line(res)
+
+
+# ---------------------------------------------------------------------- the real set encoder
+def test_mnist_galleries_run_embeds_galleries_and_finds_a_gallery_from_its_images(tmp_path: Path) -> None:
+    from PIL import Image
+
+    cfg = {"name": "mg", "seed": 0,
+           "data": {"kind": "mnist_galleries", "train_size": 32, "val_size": 8, "test_size": 16, "max_size": 6},
+           "tasks": [{"name": "has_7", "kind": "binary"}, {"name": "mean_digit", "kind": "regression"},
+                     {"name": "size_bucket", "kind": "multiclass", "num_classes": 4}],
+           "model": {"trunk": "set_encoder", "features": 8, "hidden": [16], "head_hidden": 4,
+                     "options": {"item": "mlp", "pooling": "mean"}},
+           "training": {"epochs": 1, "batch_size": 8, "threads": 1}}
+    rd = tmp_path / "run"
+    run_experiment(parse_config(cfg), rd, task_names=["has_7", "mean_digit"], progress=False)
+    out = tmp_path / "g.parquet"
+    res = runner.invoke(app, ["embed", str(rd), "--out", str(out), "--columns", "heldout"])
+    assert res.exit_code == 0, res.output
+    emb = read_embeddings(out)
+    _, conf, _ = load_run_model(rd)
+    test = run_data(conf, conf.build_tasks()).test
+    assert isinstance(test, SetDataset) and len(emb) == 16
+    np.testing.assert_array_equal(emb.ids, test.row_ids().astype(str))  # gallery ids, in order
+    assert "size_bucket" in emb.labels  # a task of the config that the run did not train on
+    np.testing.assert_allclose(emb.labels["mean_digit"],  # in the label's own units, not standardised
+                               test.scales["mean_digit"].restore(test.targets["mean_digit"].numpy()), rtol=1e-5)
+    assert 0 <= emb.labels["mean_digit"].min() and emb.labels["mean_digit"].max() <= 9
+    assert set(np.unique(emb.labels["heldout"])) <= set(range(5))  # a raw column no task reads
+    members = test.index[5][test.index[5] >= 0]
+    paths = []
+    for j, pos in enumerate(members.tolist()):
+        paths.append(tmp_path / f"item{j}.png")
+        Image.fromarray(test.items[pos, 0].numpy(), mode="L").save(paths[-1])
+    res = runner.invoke(app, ["search", str(out), "--seed-images", ",".join(map(str, paths)), "--run", str(rd),
+                              "--k", "3", "--grid", str(tmp_path / "grid.png")])
+    assert res.exit_code == 0, res.output
+    first = res.stdout.splitlines()[1].split()
+    assert first[1] == str(emb.ids[5]) and float(first[2]) == pytest.approx(1.0, abs=1e-4)
+    assert (tmp_path / "grid.png").read_bytes()[:8] == PNG

@@ -36,7 +36,7 @@ from manytask.data.batch import Splits, TensorDataset
 from manytask.errors import ConfigError, DataError
 from manytask.tasks import Task
 
-__all__ = ["EmbeddingFile", "SPLITS", "compute_embeddings", "embed_data", "label_arrays", "read_embeddings",
+__all__ = ["EmbeddingFile", "SPLITS", "column_arrays", "compute_embeddings", "embed_data", "label_arrays", "read_embeddings",
            "split_datasets", "write_embeddings"]
 
 SPLITS = ("train", "val", "test", "all")
@@ -90,7 +90,8 @@ def embed_data(model: torch.nn.Module, data: TensorDataset, *, batch_size: int =
 
 def label_arrays(data: TensorDataset, tasks: Sequence[Task]) -> dict[str, np.ndarray]:
     """Each task's labels as a NumPy array: int64 with -1 where missing for 1-D binary and
-    multiclass labels, float32 with NaN where missing otherwise."""
+    multiclass labels, float32 with NaN where missing otherwise (standardised columns restored
+    to their own units)."""
     out: dict[str, np.ndarray] = {}
     for t in tasks:
         target = data.targets[t.name]
@@ -105,7 +106,8 @@ def label_arrays(data: TensorDataset, tasks: Sequence[Task]) -> dict[str, np.nda
             y[~valid.numpy()] = np.nan
         elif valid.dim() == 2 and valid.shape[1] == 1:
             y[~valid[:, 0].numpy()] = np.nan
-        out[t.name] = y
+        scale = data.scales.get(t.name)
+        out[t.name] = y if scale is None else scale.restore(y).astype(np.float32)
     return out
 
 
@@ -126,32 +128,56 @@ def row_ids(name: str, data: TensorDataset, prefix: bool) -> np.ndarray:
     return np.asarray(ids).astype(str)
 
 
+def column_arrays(data: TensorDataset, columns: Sequence[str]) -> dict[str, np.ndarray]:
+    """Raw data columns as labels: integers as int64 with -1 where missing, other values as
+    float32 with NaN where missing."""
+    out: dict[str, np.ndarray] = {}
+    for c in columns:
+        y = data.targets[c].cpu()
+        mask = data.masks.get(c)
+        ok = np.ones(len(y), bool) if mask is None else mask.cpu().numpy().reshape(len(y), -1).all(1)
+        if not y.is_floating_point():
+            out[c] = np.where(ok.reshape(-1, *[1] * (y.dim() - 1)), y.numpy(), -1).astype(np.int64)
+        else:
+            v = y.to(torch.float32).numpy().copy()
+            v[~ok] = np.nan
+            out[c] = v
+    return out
+
+
 def compute_embeddings(run_dir: str | Path, *, data_config: str | Path | None = None, split: str = "test",
-                       which: str = "best", batch_size: int = 256, device: str = "cpu") -> EmbeddingFile:
+                       which: str = "best", columns: Sequence[str] = (), batch_size: int = 256,
+                       device: str = "cpu") -> EmbeddingFile:
     """Embed ``split`` of the run's data (or of ``data_config``: a YAML file or a run directory)
-    with the run's model; labels of every task of that data config."""
-    from manytask.evaluation.run_model import load_run_config, load_run_model, run_data, run_record
+    with the run's model; labels of every task of that data config, plus the raw data
+    ``columns`` (e.g. a held-out column that no task of the config reads)."""
+    from manytask.evaluation.run_model import load_run_config, load_run_model, run_record
+    from manytask.experiment import build_data, columns_for, task_splits
 
     run_record(run_dir)  # a missing or incomplete run directory is named before anything is built
     cfg = load_run_config(data_config if data_config is not None else run_dir)
     label_tasks = cfg.build_tasks()
-    splits = run_data(cfg, label_tasks)
+    extra = [c for c in dict.fromkeys(columns) if c not in {t.name for t in label_tasks}]
+    raw = build_data(cfg, list(dict.fromkeys([*columns_for(label_tasks), *extra])))
+    splits = task_splits(raw, label_tasks)
     model, _, _ = load_run_model(run_dir, which, shape=splits.train.sample_shape)
     parts = split_datasets(splits, split)
+    raw_parts = dict(split_datasets(raw, split))
     ids, embs, labels, names = [], [], [], []
     for name, ds in parts:
         if len(ds) == 0:
             continue
         ids.append(row_ids(name, ds, prefix=len(parts) > 1))
         embs.append(embed_data(model, ds, batch_size=batch_size, device=device))
-        labels.append(label_arrays(ds, label_tasks))
+        labels.append({**label_arrays(ds, label_tasks), **column_arrays(raw_parts[name], extra)})
         names.append(np.full(len(ds), name))
     if not ids:
         raise DataError(f"--split {split}: the data has no rows there")
-    first = parts[0][1]
+    first, raw_first = parts[0][1], raw_parts[parts[0][0]]
     classes = {t.name: tuple(first.codings[t.name].classes) for t in label_tasks if t.name in first.codings}
+    classes.update({c: tuple(raw_first.codings[c].classes) for c in extra if c in raw_first.codings})
     return EmbeddingFile(ids=np.concatenate(ids), embeddings=np.concatenate(embs),
-                         labels={t.name: np.concatenate([lab[t.name] for lab in labels]) for t in label_tasks},
+                         labels={k: np.concatenate([lab[k] for lab in labels]) for k in labels[0]},
                          split=np.concatenate(names), classes=classes, id_name=first.id_name)
 
 
