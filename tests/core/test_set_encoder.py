@@ -255,3 +255,34 @@ def test_a_tiny_set_dataset_trains_end_to_end(tmp_path) -> None:
     assert summary is not None and summary["status"] == "complete"
     assert summary["parameters"] == dict(zip(("trainable", "total"), parameter_counts(model)))
     assert summary["parameters"]["trainable"] < summary["parameters"]["total"]
+
+
+def test_gallery_speed_benchmark_runs(capsys, load_script) -> None:
+    bench = load_script("benchmarks/gallery_speed.py")
+    report = bench.main(["--epochs", "1", "--warmup", "1", "--galleries", "32", "--pool", "40"])
+    printed = capsys.readouterr().out
+    res = report["results"]
+    assert '"ratio_pma_over_mean/padded"' in printed
+    for key in ("padded", "bucketed", "fixed"):
+        assert res[f"mean/{key}"]["galleries_per_s"] > 0
+    share = res["padding_share"]
+    assert 0 <= share["bucketed"] <= share["padded"] <= share["fixed"] < 1
+
+
+@pytest.mark.parametrize(("name", "weighting"), [("galleries_mnist", "pseudo_uniform"),
+                                                 ("galleries_mnist_uncertainty", "uncertainty")])
+def test_gallery_configs_train_every_benchmark_task(name: str, weighting: str) -> None:
+    from pathlib import Path
+
+    from manytask.config import load_config
+    from manytask.data.galleries import GALLERY_TASKS
+    from manytask.experiment import build_model
+
+    cfg = load_config(Path(__file__).resolve().parents[2] / "configs" / f"{name}.yaml")
+    assert cfg.weighting.name == weighting and cfg.data.kind == "mnist_galleries"
+    tasks = cfg.build_tasks()
+    assert [(t.name, t.kind, t.num_classes) for t in tasks] == [
+        (g.name, g.kind, g.num_classes) for g in GALLERY_TASKS]
+    assert set(cfg.data.available_columns()) - {t.name for t in tasks} == {"heldout"}
+    model = build_model(cfg, tasks, (cfg.data.max_size, 1, 28, 28))
+    assert parameter_counts(model) == (93_611, 97_859)  # the figures docs/set_encoder.md quotes

@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from manytask.errors import ConfigError
 
-__all__ = ["POOLINGS", "MaskedPool", "PMA", "build_pooling"]
+__all__ = ["PMA", "POOLINGS", "MaskedPool", "build_pooling"]
 
 POOLINGS = ("mean", "sum", "max", "pma")
 

@@ -43,7 +43,7 @@ __all__ = ["SetEncoder", "SmallVGG", "freeze_blocks", "init_item_from", "item_bl
 
 
 def _scaled(n: int, width: float) -> int:
-    return max(1, int(round(n * width)))
+    return max(1, round(n * width))
 
 
 class SmallVGG(nn.Module):
@@ -200,7 +200,7 @@ class SetEncoder(nn.Module):
         self._frozen = freeze_blocks(item_encoder, freeze)
         self.frozen_blocks = len(self._frozen)
 
-    def train(self, mode: bool = True) -> "SetEncoder":
+    def train(self, mode: bool = True) -> SetEncoder:
         super().train(mode)
         for block in self._frozen:  # frozen batch norms keep their running statistics
             block.eval()
