@@ -361,6 +361,8 @@ def search(
     k: int = typer.Option(10, "--k", help="results to list"),
     index: str = typer.Option("exact", "--index", help="exact (cosine) or lsh (random projections, Hamming)"),
     nbits: int | None = typer.Option(None, "--nbits", help="lsh: bits per code (default 256)"),
+    rerank: int = typer.Option(10, "--rerank", help="lsh: order the RERANK x k nearest codes by exact cosine "
+                               "(1 = Hamming ranking alone)"),
     grid: Path | None = typer.Option(None, "--grid", help="also draw the results' images into this PNG"),
     data: Path | None = typer.Option(None, "--data", help="--grid: the data config or run directory holding the items"),
 ) -> None:
@@ -371,7 +373,7 @@ def search(
     if grid is not None and data is None and run is None:
         raise ConfigError("--grid needs --data (a config or run directory) to find the items")
     found = search_file(embeddings, seed_ids=split(seed_ids), seed_images=split(seed_images), run_dir=run,
-                        k=k, index=index, nbits=nbits)
+                        k=k, index=index, nbits=nbits, rerank=rerank)
     score = "cosine" if index == "exact" else "hamming  cosine"
     typer.echo(f"rank  {found.emb.id_name:20s} {score}")
     for rank, (row, s, c) in enumerate(zip(found.rows, found.scores, found.cosine), start=1):

@@ -271,3 +271,15 @@ def test_mnist_galleries_run_embeds_galleries_and_finds_a_gallery_from_its_image
     first = res.stdout.splitlines()[1].split()
     assert first[1] == str(emb.ids[5]) and float(first[2]) == pytest.approx(1.0, abs=1e-4)
     assert (tmp_path / "grid.png").read_bytes()[:8] == PNG
+
+
+def test_map_umap_without_umap_learn_says_how_to_install(tmp_path: Path) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("umap") is not None:
+        pytest.skip("umap-learn is installed")
+    emb = EmbeddingFile(ids=np.array(list("abcdef")), embeddings=np.eye(6, dtype=np.float32),
+                        labels={"y": np.arange(6)})
+    path = write_embeddings(tmp_path / "e.npz", emb)
+    res = runner.invoke(app, ["map", str(path), "--color-by", "y", "--method", "umap"])
+    assert res.exit_code == 2 and "pip install 'manytask[umap]'" in error_line(res)

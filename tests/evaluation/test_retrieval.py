@@ -95,3 +95,13 @@ def test_unknown_seed_and_duplicate_ids() -> None:
         seed_query(_data(3, 2), row_lookup(["a", "b", "c"]), ["a", "x"])
     with pytest.raises(DataError, match="occurs more than once"):
         row_lookup(["a", "b", "a"])
+
+
+def test_lsh_rerank_over_every_row_equals_exact_search() -> None:
+    x = _data(120, 16)
+    query, seeds = seed_query(x, row_lookup([str(i) for i in range(120)]), ["5"])
+    exact = search(build_index(x, "exact"), query, k=10, exclude=seeds)
+    full = search(build_index(x, "lsh", nbits=32), query, k=10, exclude=seeds, rerank=12)  # 120 candidates
+    np.testing.assert_array_equal(full.rows, exact.rows)
+    np.testing.assert_allclose(full.cosine, exact.cosine, rtol=1e-5)
+    assert np.all(full.scores == np.round(full.scores))  # still Hamming distances

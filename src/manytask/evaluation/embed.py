@@ -371,7 +371,7 @@ def project_2d(emb: EmbeddingFile, color_by: str, *, method: str = "tsne", max_p
     except ImportError:
         raise ConfigError("--method umap needs umap-learn (pip install 'manytask[umap]'); "
                           "or use --method tsne") from None
-    reducer = umap.UMAP(n_components=2, random_state=seed, n_neighbors=min(15, max(2, n - 1)))
+    reducer = umap.UMAP(n_components=2, random_state=seed, n_neighbors=min(15, max(2, len(x) - 1)), n_jobs=1)
     return np.asarray(reducer.fit_transform(x)), labels
 
 
@@ -389,7 +389,7 @@ class SearchOutput:
 
 def search_file(path: str | Path, *, seed_ids: Sequence[str] = (), seed_images: Sequence[str | Path] = (),
                 run_dir: str | Path | None = None, k: int = 10, index: str = "exact",
-                nbits: int | None = None) -> SearchOutput:
+                nbits: int | None = None, rerank: int = 10) -> SearchOutput:
     """Rank the rows of an embeddings file by similarity to seed galleries (by id; the seeds are
     left out of the results) or to one gallery of seed image files (embedded with the run's
     model). See :mod:`manytask.evaluation.retrieval`."""
@@ -417,6 +417,6 @@ def search_file(path: str | Path, *, seed_ids: Sequence[str] = (), seed_images: 
             raise DataError(f"{run_dir}: its model gives {query.shape[0]}-d embeddings, the file "
                             f"{emb.embeddings.shape[1]}-d (embedded with another run?)")
     idx = build_index(emb.embeddings, index, nbits=nbits or DEFAULT_NBITS)
-    res = search(idx, query, k, exclude=seed_rows)
+    res = search(idx, query, k, exclude=seed_rows, rerank=rerank)
     return SearchOutput(emb=emb, seed_rows=seed_rows, rows=res.rows, scores=res.scores, cosine=res.cosine,
                         index=index)

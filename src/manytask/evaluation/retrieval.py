@@ -14,7 +14,9 @@ hashing (Indyk & Motwani 1998) to keep the search fast. Here:
   angle, hence the cosine ranking, with a spread that shrinks as ``1/√nbits``. Vectors are
   centred on the indexed rows' mean before hashing: embeddings after a ReLU all lie in one
   orthant, where uncentred sign bits carry little information. ``nbits = 256`` by default
-  (see ``docs/retrieval.md`` for the recall measured against exact search).
+  (see ``docs/retrieval.md`` for the recall measured against exact search). With
+  ``rerank = r > 1`` the ``r·k`` nearest codes are ordered by exact cosine (candidates by
+  hashing, then checked), which brings recall@10 close to 1 at a small extra cost.
 
 A query is the mean of the L2-normalised embeddings of the seed rows,
 ``q = (1/|S|) Σ_{s∈S} x_s / ‖x_s‖``, and the seeds are left out of its results.
@@ -155,15 +157,26 @@ class SearchResult:
     cosine: np.ndarray
 
 
-def search(index: Index, query: np.ndarray, k: int = 10, exclude: Sequence[int] = ()) -> SearchResult:
-    """The ``k`` best rows for one query, rows in ``exclude`` (the seeds) left out."""
+def search(index: Index, query: np.ndarray, k: int = 10, exclude: Sequence[int] = (), *,
+           rerank: int = 1) -> SearchResult:
+    """The ``k`` best rows for one query, rows in ``exclude`` (the seeds) left out.
+
+    ``rerank`` > 1 (LSH only): take the ``rerank · k`` nearest codes by Hamming distance and
+    order them by exact cosine similarity (the usual LSH candidates-then-check step)."""
     if k < 1:
         raise ConfigError(f"--k must be >= 1, got {k}")
+    if rerank < 1:
+        raise ConfigError(f"--rerank must be >= 1, got {rerank}")
     skip = {int(r) for r in exclude}
-    scores, rows = index.search(np.asarray(query).reshape(1, -1), k + len(skip))
-    keep = [j for j, r in enumerate(rows[0]) if r >= 0 and int(r) not in skip][:k]
-    picked = rows[0][keep]
-    return SearchResult(rows=picked, scores=scores[0][keep], cosine=index.cosine(query, picked))
+    wide = k * (rerank if index.kind == "lsh" else 1)
+    scores, rows = index.search(np.asarray(query).reshape(1, -1), wide + len(skip))
+    keep = [j for j, r in enumerate(rows[0]) if r >= 0 and int(r) not in skip][:wide]
+    picked, picked_scores = rows[0][keep], scores[0][keep]
+    cos = index.cosine(query, picked)
+    if wide > k:
+        order = np.argsort(-cos, kind="stable")[:k]
+        picked, picked_scores, cos = picked[order], picked_scores[order], cos[order]
+    return SearchResult(rows=picked, scores=picked_scores, cosine=cos)
 
 
 def recall_at_k(approx: np.ndarray, exact: np.ndarray, k: int = 10) -> float:
