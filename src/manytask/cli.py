@@ -340,9 +340,9 @@ def embed(
     weights: str = typer.Option("best", "--weights", help="best or last"),
 ) -> None:
     """Embeddings of the run's shared representation, with ids, split and task labels."""
-    from manytask.evaluation.embed import _suffix, compute_embeddings, write_embeddings
+    from manytask.evaluation.embed import compute_embeddings, embeddings_suffix, write_embeddings
 
-    _suffix(out)
+    embeddings_suffix(out)
     emb = compute_embeddings(run_dir, data_config=data, split=split, which=weights,
                              columns=[c.strip() for c in columns.split(",") if c.strip()])
     write_embeddings(out, emb)
@@ -369,7 +369,7 @@ def search(
     """Rows most similar to seed galleries (by id) or to seed images."""
     from manytask.evaluation.embed import search_file
 
-    split = lambda text: [c.strip() for c in (text or "").split(",") if c.strip()]  # noqa: E731
+    split = lambda text: [c.strip() for c in (text or "").split(",") if c.strip()]
     if grid is not None and data is None and run is None:
         raise ConfigError("--grid needs --data (a config or run directory) to find the items")
     found = search_file(embeddings, seed_ids=split(seed_ids), seed_images=split(seed_images), run_dir=run,

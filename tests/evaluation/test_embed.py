@@ -50,7 +50,7 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return rd
 
 
-def error_line(result) -> str:  # noqa: ANN001
+def error_line(result) -> str:
     lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1, result.stderr
     return lines[0]
@@ -58,7 +58,7 @@ def error_line(result) -> str:  # noqa: ANN001
 
 # ---------------------------------------------------------------------- run model and files
 def test_load_run_model_rebuilds_the_run_task_subset(run_dir: Path) -> None:
-    model, cfg, tasks = load_run_model(run_dir)
+    model, _, tasks = load_run_model(run_dir)
     assert [t.name for t in tasks] == ["digit"]
     assert set(model.heads) == {"digit"}
     assert not model.training
@@ -117,6 +117,15 @@ def test_read_embeddings_errors(tmp_path: Path) -> None:
         read_embeddings(short)
     with pytest.raises(Exception, match="must end in .npz or .parquet"):
         read_embeddings(tmp_path / "x.csv")
+    broken = tmp_path / "broken.parquet"
+    broken.write_bytes(b"PAR1 not really")
+    with pytest.raises(DataError, match="not a readable .parquet"):
+        read_embeddings(broken)
+    import pandas as pd
+
+    pd.DataFrame({"name": ["a"], "e0": [1.0]}).to_parquet(tmp_path / "noid.parquet")
+    with pytest.raises(DataError, match="no 'id' column"):
+        read_embeddings(tmp_path / "noid.parquet")
 
 
 def test_load_run_model_errors(tmp_path: Path, run_dir: Path) -> None:
@@ -184,7 +193,7 @@ def test_seed_images_embed_as_one_gallery(tmp_path: Path) -> None:
         embed_images(model, _as_plain(plain), paths)
 
 
-def _as_plain(ds: SetDataset):  # noqa: ANN202
+def _as_plain(ds: SetDataset):
     from manytask.data.batch import TensorDataset
 
     return TensorDataset(torch.zeros(1, 16), {"y": torch.zeros(1)})

@@ -105,3 +105,12 @@ def test_lsh_rerank_over_every_row_equals_exact_search() -> None:
     np.testing.assert_array_equal(full.rows, exact.rows)
     np.testing.assert_allclose(full.cosine, exact.cosine, rtol=1e-5)
     assert np.all(full.scores == np.round(full.scores))  # still Hamming distances
+
+
+def test_benchmark_script_reports_recall_and_times(load_script) -> None:
+    bench = load_script("benchmarks/retrieval_speed.py")
+    out = bench.measure(_data(60, 8), queries=6, nbits=(16,), rerank=6)
+    lsh = out["lsh"]["16"]
+    assert out["queries"] == 6 and out["exact"]["query_ms"] > 0
+    assert 0.0 <= lsh["recall_at_10"] <= 1.0
+    assert lsh["recall_at_10_rerank6"] == 1.0  # 60 candidates: every other row, re-ranked exactly

@@ -36,8 +36,18 @@ from manytask.data.batch import Splits, TensorDataset
 from manytask.errors import ConfigError, DataError
 from manytask.tasks import Task
 
-__all__ = ["EmbeddingFile", "SPLITS", "column_arrays", "compute_embeddings", "embed_data", "label_arrays", "read_embeddings",
-           "split_datasets", "write_embeddings"]
+__all__ = [
+    "SPLITS",
+    "EmbeddingFile",
+    "column_arrays",
+    "compute_embeddings",
+    "embed_data",
+    "embeddings_suffix",
+    "label_arrays",
+    "read_embeddings",
+    "split_datasets",
+    "write_embeddings",
+]
 
 SPLITS = ("train", "val", "test", "all")
 SUFFIXES = (".npz", ".parquet")
@@ -151,7 +161,11 @@ def compute_embeddings(run_dir: str | Path, *, data_config: str | Path | None = 
     """Embed ``split`` of the run's data (or of ``data_config``: a YAML file or a run directory)
     with the run's model; labels of every task of that data config, plus the raw data
     ``columns`` (e.g. a held-out column that no task of the config reads)."""
-    from manytask.evaluation.run_model import load_run_config, load_run_model, run_record
+    from manytask.evaluation.run_model import (
+        load_run_config,
+        load_run_model,
+        run_record,
+    )
     from manytask.experiment import build_data, columns_for, task_splits
 
     run_record(run_dir)  # a missing or incomplete run directory is named before anything is built
@@ -182,7 +196,8 @@ def compute_embeddings(run_dir: str | Path, *, data_config: str | Path | None = 
 
 
 # ---------------------------------------------------------------------- files
-def _suffix(path: Path) -> str:
+def embeddings_suffix(path: Path) -> str:
+    """``.npz`` or ``.parquet`` (the suffix of ``path``); :class:`ConfigError` otherwise."""
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
         raise ConfigError(f"{path}: embeddings file must end in .npz or .parquet")
@@ -192,7 +207,7 @@ def _suffix(path: Path) -> str:
 def write_embeddings(path: str | Path, emb: EmbeddingFile) -> Path:
     """Write ``emb`` to ``path`` (``.npz`` or ``.parquet``, chosen by the suffix), atomically."""
     p = Path(path)
-    if _suffix(p) == ".npz":
+    if embeddings_suffix(p) == ".npz":
         arrays: dict[str, Any] = {"ids": np.asarray(emb.ids, dtype=str),
                                   "embeddings": np.asarray(emb.embeddings, dtype=np.float32),
                                   "id_name": np.str_(emb.id_name)}
@@ -233,7 +248,7 @@ def read_embeddings(path: str | Path) -> EmbeddingFile:
     """Read a ``.npz`` (never unpickled) or ``.parquet`` embeddings file; one-line
     :class:`DataError` for a missing, unreadable or malformed file."""
     p = Path(path)
-    suffix = _suffix(p)
+    suffix = embeddings_suffix(p)
     if not p.is_file():
         raise DataError(f"{p}: embeddings file not found")
     emb = _read_npz(p) if suffix == ".npz" else _read_parquet(p)
@@ -277,10 +292,12 @@ def _read_parquet(p: Path) -> EmbeddingFile:
     import pandas as pd
 
     try:
-        frame = pd.read_parquet(p)
+        import pyarrow
     except ImportError:
         raise ConfigError("reading .parquet needs pyarrow (pip install 'manytask[parquet]')") from None
-    except Exception as err:  # pyarrow raises its own error types for corrupt files
+    try:
+        frame = pd.read_parquet(p)
+    except (OSError, ValueError, pyarrow.ArrowException) as err:
         raise DataError(f"{p}: not a readable .parquet file ({type(err).__name__})") from None
     if "id" not in frame.columns:
         raise DataError(f"{p}: no 'id' column")
@@ -393,7 +410,13 @@ def search_file(path: str | Path, *, seed_ids: Sequence[str] = (), seed_images: 
     """Rank the rows of an embeddings file by similarity to seed galleries (by id; the seeds are
     left out of the results) or to one gallery of seed image files (embedded with the run's
     model). See :mod:`manytask.evaluation.retrieval`."""
-    from manytask.evaluation.retrieval import DEFAULT_NBITS, build_index, row_lookup, search, seed_query
+    from manytask.evaluation.retrieval import (
+        DEFAULT_NBITS,
+        build_index,
+        row_lookup,
+        search,
+        seed_query,
+    )
 
     if bool(seed_ids) == bool(seed_images):
         raise ConfigError("give either --seed-ids or --seed-images (one of them)")
@@ -404,7 +427,11 @@ def search_file(path: str | Path, *, seed_ids: Sequence[str] = (), seed_images: 
         if run_dir is None:
             raise ConfigError("--seed-images needs --run RUN_DIR (the model that embeds them)")
         from manytask.data.sets import SetDataset
-        from manytask.evaluation.run_model import load_run_config, load_run_model, run_data
+        from manytask.evaluation.run_model import (
+            load_run_config,
+            load_run_model,
+            run_data,
+        )
 
         cfg = load_run_config(run_dir)
         splits = run_data(cfg, cfg.build_tasks())

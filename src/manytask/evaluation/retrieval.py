@@ -34,8 +34,19 @@ import numpy as np
 
 from manytask.errors import ConfigError, DataError
 
-__all__ = ["DEFAULT_NBITS", "INDEXES", "Index", "SearchResult", "build_index", "exact_ranking", "l2_normalize",
-           "recall_at_k", "row_lookup", "seed_query", "search"]
+__all__ = [
+    "DEFAULT_NBITS",
+    "INDEXES",
+    "Index",
+    "SearchResult",
+    "build_index",
+    "exact_ranking",
+    "l2_normalize",
+    "recall_at_k",
+    "row_lookup",
+    "search",
+    "seed_query",
+]
 
 INDEXES = ("exact", "lsh")
 DEFAULT_NBITS = 256

@@ -30,7 +30,7 @@ MISSING_COLOR = "#b0b0b0"
 MAX_CLASSES_LEGEND = 20
 
 
-def _figure(width: float, height: float):  # noqa: ANN202 - matplotlib types
+def _figure(width: float, height: float):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -39,7 +39,7 @@ def _figure(width: float, height: float):  # noqa: ANN202 - matplotlib types
     return fig
 
 
-def _save(fig, path: str | Path) -> Path:  # noqa: ANN001
+def _save(fig, path: str | Path) -> Path:
     return atomic_replace(path, lambda tmp: fig.savefig(tmp, format="png", bbox_inches="tight"))
 
 
@@ -147,7 +147,7 @@ def _class_colors(n: int) -> list[tuple[float, float, float, float]]:
     return [cmap(i % cmap.N) for i in range(n)]
 
 
-def draw_search_grid(found, data_path: str | Path, path: str | Path, *,  # noqa: ANN001 - SearchOutput
+def draw_search_grid(found, data_path: str | Path, path: str | Path, *,
                      seed_images: Sequence[str | Path] = (), max_items: int = 6) -> Path:
     """The grid of a :func:`manytask.evaluation.embed.search_file` result: the items of each
     result row (and of the seeds) from the data that ``data_path`` (a config or a run
