@@ -174,6 +174,23 @@ def heldout_study(out: Path, sz: dict[str, Any], item_dir: Path, mtl_dirs: dict[
     return records
 
 
+def longer_end_to_end(out: Path, sz: dict[str, Any], item_dir: Path, epochs: int) -> tuple[list[Any], str]:
+    """(c) again with ``epochs`` epochs, at the smallest and the largest fraction: is (c) held
+    back by the short schedule? Records under method ``c{epochs}``."""
+    cfg = gallery_config("galleries_mnist", sz, item_dir)
+    n = len(build_data(cfg, [HELDOUT]).train)
+    hcfg = heldout_config(cfg.model_copy(update={"training": cfg.training.model_copy(update={"epochs": epochs})}))
+    ends = (min(sz["fractions"]), max(sz["fractions"]))
+    records = []
+    for seed in sz["seeds"]:
+        for f, rows in nested_rows(n, ends, seed).items():
+            rec = train_end_to_end(hcfg, rows, seed, out / f"end_to_end_{epochs}ep" / f"f{f:g}_seed{seed}", f)
+            rec.method = f"c{epochs}"
+            records.append(rec)
+    log(f"(c) with {epochs} epochs done")
+    return records, f"(c) the same, {epochs} epochs instead of {sz['epochs']}"
+
+
 def _mean_metrics(summaries: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     """Test metrics per task averaged over runs (a metric written as null, e.g. R² of a constant
     test column, stays NaN)."""
@@ -223,6 +240,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--out", type=Path, default=ROOT / "runs" / "galleries_study")
     ap.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run")
     ap.add_argument("--docs", action="store_true", help="also write the PNGs into docs/")
+    ap.add_argument("--end-to-end-epochs", type=int, default=0,
+                    help="also train (c) for this many epochs at the smallest and largest fraction")
     ap.add_argument("--skip-stl", action="store_true", help="no single-task runs (no Figures 5, 6)")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
@@ -245,9 +264,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 mtl_dirs[seed] = run
     tpath.write_text(json.dumps(timings, indent=2))
     records = heldout_study(out, sz, item_dir, mtl_dirs, timings)
+    labels = {}
+    if args.end_to_end_epochs:
+        more, labels[f"c{args.end_to_end_epochs}"] = longer_end_to_end(out, sz, item_dir, args.end_to_end_epochs)
+        records += more
     tpath.write_text(json.dumps(timings, indent=2))
-    write_heldout(records, out, n_train=sz["train"])
-    table = heldout_table(records)
+    write_heldout(records, out, n_train=sz["train"], labels=labels)
+    table = heldout_table(records, labels)
     pngs = [plot_heldout(table, out / PNG["heldout"])]
     figures: dict[str, Any] = {"table2": table, "sizes": sz}
     log("held-out table:\n" + heldout_markdown(table, sz["train"]))

@@ -76,6 +76,8 @@ def test_table_is_mean_and_sample_std_over_seeds(tmp_path):
     cell = table["rows"][0]["cells"]["0.2"]
     assert cell["mean"] == pytest.approx(0.7) and cell["std"] == pytest.approx(np.std([0.6, 0.8], ddof=1))
     assert table["rows"][0]["ms_per_instance"] == pytest.approx(2.0)
+    extra = heldout_table([*recs, _rec("c12", 1.0, 0, 0.7)], {"c12": "(c) 12 epochs"})
+    assert [r["label"] for r in extra["rows"]][2:] == ["(c) 12 epochs"]
     md = heldout_markdown(table, n_train=100)
     assert "| 20% (20) | 100% (100) |" in md and "0.700 ± 0.141" in md and "| – |" in md
     paths = write_heldout(recs, tmp_path)

@@ -221,9 +221,11 @@ def _mean_std(values: Sequence[float]) -> tuple[float, float]:
     return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0
 
 
-def heldout_table(records: Sequence[HeldoutRecord]) -> dict[str, Any]:
+def heldout_table(records: Sequence[HeldoutRecord], labels: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Mean ± sample std over seeds of the test accuracy per (method, fraction), plus each
-    method's mean inference time per gallery and mean training time per fraction."""
+    method's mean inference time per gallery and mean training time per fraction. ``labels``:
+    row labels of methods beyond :data:`METHODS`."""
+    names = {**METHODS, **dict(labels or {})}
     methods = [m for m in METHODS if any(r.method == m for r in records)]
     methods += sorted({r.method for r in records} - set(methods))
     fractions = sorted({r.fraction for r in records})
@@ -237,7 +239,7 @@ def heldout_table(records: Sequence[HeldoutRecord]) -> dict[str, Any]:
             train_mean, _ = _mean_std([r.train_seconds for r in mine if r.fraction == f])
             cells[f"{f:g}"] = {"mean": mean, "std": std, "seeds": len(acc), "train_seconds": train_mean}
         ms, ms_std = _mean_std([1e3 * r.seconds_per_instance for r in mine])
-        rows.append({"method": m, "label": METHODS.get(m, m), "cells": cells,
+        rows.append({"method": m, "label": names.get(m, m), "cells": cells,
                      "ms_per_instance": ms, "ms_per_instance_std": ms_std,
                      "seeds": sorted({r.seed for r in mine})})
     return {"fractions": fractions, "rows": rows}
@@ -265,12 +267,12 @@ def heldout_markdown(table: Mapping[str, Any], n_train: int | None = None) -> st
 
 
 def write_heldout(records: Sequence[HeldoutRecord], out_dir: str | Path,
-                  n_train: int | None = None) -> dict[str, Path]:
+                  n_train: int | None = None, labels: Mapping[str, str] | None = None) -> dict[str, Path]:
     """Write ``heldout.md`` (the table), ``heldout.csv`` (one line per record) and
     ``heldout.json`` (table and records) into ``out_dir``; returns their paths."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    table = heldout_table(records)
+    table = heldout_table(records, labels)
     paths = {"md": out / "heldout.md", "csv": out / "heldout.csv", "json": out / "heldout.json"}
     atomic_write_text(paths["md"], heldout_markdown(table, n_train))
     buf = io.StringIO()
