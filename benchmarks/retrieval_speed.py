@@ -5,6 +5,9 @@ For each embedding set, ``--queries`` rows drawn at random (seeded) serve as one
 ``manytask search --seed-ids`` does); for exact search (faiss ``IndexFlatIP`` on normalised
 vectors) and for LSH at each ``--nbits``:
 
+* ``brp``: bucketed random projections (the paper's LSH family) for a few settings
+  (tables L, projections m per table, bucket width w), with the mean number of results found
+  (fewer than 10 when too few rows share a bucket with the query);
 * ``recall_at_10``: mean share of the exact top 10 found in the LSH top 10;
 * ``query_ms``: median wall time of one query (one ``search`` call, single-threaded);
 * ``build_s``: time to build the index;
@@ -34,6 +37,8 @@ from manytask.evaluation.embed import read_embeddings
 from manytask.evaluation.retrieval import build_index, recall_at_k, search
 
 NBITS = (32, 64, 128, 256, 512, 1024)
+#: bucketed random projections: (tables, projections per table, bucket width)
+BRP = ((8, 4, 1.0), (16, 4, 1.0), (32, 4, 1.0), (16, 2, 0.5), (32, 8, 2.0))
 
 
 def measure(x: np.ndarray, queries: int, nbits: tuple[int, ...], k: int = 10, seed: int = 0,
@@ -42,9 +47,9 @@ def measure(x: np.ndarray, queries: int, nbits: tuple[int, ...], k: int = 10, se
     rows = np.random.default_rng(seed).choice(len(x), size=min(queries, len(x)), replace=False)
     out: dict[str, Any] = {"n": int(x.shape[0]), "dim": int(x.shape[1]), "queries": len(rows), "k": k}
 
-    def run(kind: str, bits: int, rr: int = 1) -> tuple[np.ndarray, float, float]:
+    def run(kind: str, bits: int, rr: int = 1, **brp: Any) -> tuple[np.ndarray, float, float]:
         t0 = time.perf_counter()
-        index = build_index(x, kind, nbits=bits, seed=seed, center=center)
+        index = build_index(x, kind, nbits=bits, seed=seed, center=center, **brp)
         build = time.perf_counter() - t0
         found, times = [], []
         for r in rows:
@@ -64,6 +69,13 @@ def measure(x: np.ndarray, queries: int, nbits: tuple[int, ...], k: int = 10, se
                                  "build_s": round(build, 4), "speedup_vs_exact": round(exact_ms / ms, 2),
                                  f"recall_at_10_rerank{rerank}": round(recall_at_k(got_rr, exact, k), 4),
                                  f"query_ms_rerank{rerank}": round(ms_rr, 4)}
+    out["brp"] = {}
+    for tables, projections, width in BRP:
+        got, ms, build = run("brp", 1, tables=tables, projections=projections, bucket_width=width)
+        out["brp"][f"L{tables}_m{projections}_w{width:g}"] = {
+            "recall_at_10": round(recall_at_k(got, exact, k), 4), "query_ms": round(ms, 4),
+            "build_s": round(build, 4), "speedup_vs_exact": round(exact_ms / ms, 2),
+            "results_per_query": round(float((got >= 0).sum(1).mean()), 2)}
     return out
 
 

@@ -359,8 +359,13 @@ def search(
                                            "comma-separated (needs --run)"),
     run: Path | None = typer.Option(None, "--run", help="run directory whose model embeds --seed-images"),
     k: int = typer.Option(10, "--k", help="results to list"),
-    index: str = typer.Option("exact", "--index", help="exact (cosine) or lsh (random projections, Hamming)"),
+    index: str = typer.Option("exact", "--index", help="exact (cosine), lsh (sign random projections, Hamming) "
+                              "or brp (bucketed random projections, the paper's LSH)"),
     nbits: int | None = typer.Option(None, "--nbits", help="lsh: bits per code (default 256)"),
+    tables: int | None = typer.Option(None, "--tables", help="brp: hash tables (default 32)"),
+    projections: int | None = typer.Option(None, "--projections", help="brp: projections per table (default 8)"),
+    bucket_width: float | None = typer.Option(None, "--bucket-width", help="brp: bucket width on unit vectors "
+                                              "(default 2.0)"),
     rerank: int = typer.Option(10, "--rerank", help="lsh: order the RERANK x k nearest codes by exact cosine "
                                "(1 = Hamming ranking alone)"),
     grid: Path | None = typer.Option(None, "--grid", help="also draw the results' images into this PNG"),
@@ -373,11 +378,12 @@ def search(
     if grid is not None and data is None and run is None:
         raise ConfigError("--grid needs --data (a config or run directory) to find the items")
     found = search_file(embeddings, seed_ids=split(seed_ids), seed_images=split(seed_images), run_dir=run,
-                        k=k, index=index, nbits=nbits, rerank=rerank)
-    score = "cosine" if index == "exact" else "hamming  cosine"
+                        k=k, index=index, nbits=nbits, rerank=rerank, tables=tables, projections=projections,
+                        bucket_width=bucket_width)
+    score = "hamming  cosine" if index == "lsh" else "cosine"
     typer.echo(f"rank  {found.emb.id_name:20s} {score}")
     for rank, (row, s, c) in enumerate(zip(found.rows, found.scores, found.cosine), start=1):
-        extra = f"{s:8.4f}" if index == "exact" else f"{int(s):7d}  {c:6.4f}"
+        extra = f"{int(s):7d}  {c:6.4f}" if index == "lsh" else f"{s:8.4f}"
         typer.echo(f"{rank:4d}  {found.emb.ids[row]:20s} {extra}")
     if grid is not None:
         from manytask.reporting.galleries_plots import draw_search_grid

@@ -114,3 +114,51 @@ def test_benchmark_script_reports_recall_and_times(load_script) -> None:
     assert out["queries"] == 6 and out["exact"]["query_ms"] > 0
     assert 0.0 <= lsh["recall_at_10"] <= 1.0
     assert lsh["recall_at_10_rerank6"] == 1.0  # 60 candidates: every other row, re-ranked exactly
+
+
+# ------------------------------------------------------------------ bucketed random projections
+def test_brp_with_one_bucket_equals_exact_search() -> None:
+    """A bucket wider than the unit sphere puts every row in the query's bucket: exact ranking."""
+    from manytask.evaluation.retrieval import build_index, exact_ranking
+
+    x = np.random.default_rng(1).normal(size=(300, 8)).astype(np.float32)
+    idx = build_index(x, "brp", tables=2, projections=3, bucket_width=1e6)
+    scores, rows = idx.search(x[:5], 10)
+    ref_scores, ref_rows = exact_ranking(x, x[:5], 10)
+    np.testing.assert_array_equal(rows, ref_rows)
+    np.testing.assert_allclose(scores, ref_scores, rtol=1e-5)
+
+
+def test_brp_candidates_share_a_bucket_and_are_ranked_by_cosine() -> None:
+    from manytask.evaluation.retrieval import BucketedProjections, build_index, l2_normalize
+
+    x = np.random.default_rng(2).normal(size=(500, 16)).astype(np.float32)
+    idx = build_index(x, "brp", tables=4, projections=2, bucket_width=0.5, seed=3)
+    hashes = BucketedProjections(16, 4, 2, 0.5, seed=3)
+    keys = hashes.keys(l2_normalize(x))
+    scores, rows = idx.search(x[7:8], 20)
+    got = rows[0][rows[0] >= 0]
+    assert got[0] == 7 and scores[0][0] == pytest.approx(1.0, abs=1e-5)  # a row finds itself first
+    assert all((keys[r] == keys[7]).any() for r in got)  # every result shares a bucket with the query
+    assert np.all(np.diff(scores[0][: len(got)]) <= 1e-7)
+    # and every row sharing a bucket was considered: none better than the last result left out
+    sharing = np.nonzero((keys == keys[7]).any(axis=1))[0]
+    assert len(got) == min(20, len(sharing))
+
+
+def test_brp_finds_fewer_results_when_buckets_are_narrow() -> None:
+    from manytask.evaluation.retrieval import build_index
+
+    x = np.random.default_rng(4).normal(size=(200, 32)).astype(np.float32)
+    idx = build_index(x, "brp", tables=1, projections=8, bucket_width=0.05)
+    _, rows = idx.search(x[:3], 10)
+    assert (rows >= 0).sum(1).max() < 10 and (rows[:, 0] == np.arange(3)).all()
+
+
+@pytest.mark.parametrize("kw", [{"tables": 0}, {"projections": 0}, {"bucket_width": 0.0}])
+def test_brp_refuses_bad_settings(kw) -> None:
+    from manytask.errors import ConfigError
+    from manytask.evaluation.retrieval import build_index
+
+    with pytest.raises(ConfigError, match="brp"):
+        build_index(np.ones((4, 3), np.float32), "brp", **kw)

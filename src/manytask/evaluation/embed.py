@@ -406,10 +406,11 @@ class SearchOutput:
 
 def search_file(path: str | Path, *, seed_ids: Sequence[str] = (), seed_images: Sequence[str | Path] = (),
                 run_dir: str | Path | None = None, k: int = 10, index: str = "exact",
-                nbits: int | None = None, rerank: int = 10) -> SearchOutput:
+                nbits: int | None = None, rerank: int = 10, **brp: float | None) -> SearchOutput:
     """Rank the rows of an embeddings file by similarity to seed galleries (by id; the seeds are
     left out of the results) or to one gallery of seed image files (embedded with the run's
-    model). See :mod:`manytask.evaluation.retrieval`."""
+    model). ``brp``: ``tables``, ``projections``, ``bucket_width`` of the bucketed-projection
+    index (None = its default). See :mod:`manytask.evaluation.retrieval`."""
     from manytask.evaluation.retrieval import (
         DEFAULT_NBITS,
         build_index,
@@ -443,7 +444,8 @@ def search_file(path: str | Path, *, seed_ids: Sequence[str] = (), seed_images: 
         if query.shape[0] != emb.embeddings.shape[1]:
             raise DataError(f"{run_dir}: its model gives {query.shape[0]}-d embeddings, the file "
                             f"{emb.embeddings.shape[1]}-d (embedded with another run?)")
-    idx = build_index(emb.embeddings, index, nbits=nbits or DEFAULT_NBITS)
+    idx = build_index(emb.embeddings, index, nbits=nbits or DEFAULT_NBITS,
+                      **{key: v for key, v in brp.items() if v is not None})  # type: ignore[arg-type]
     res = search(idx, query, k, exclude=seed_rows, rerank=rerank)
     return SearchOutput(emb=emb, seed_rows=seed_rows, rows=res.rows, scores=res.scores, cosine=res.cosine,
                         index=index)

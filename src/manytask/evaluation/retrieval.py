@@ -18,6 +18,16 @@ hashing (Indyk & Motwani 1998) to keep the search fast. Here:
   ``rerank = r > 1`` the ``r·k`` nearest codes are ordered by exact cosine (candidates by
   hashing, then checked), which brings recall@10 close to 1 at a small extra cost.
 
+* **brp** (the paper's "bucketed random projections", Datar et al. 2004's p-stable LSH as in
+  Spark's ``BucketedRandomProjectionLSH``): ``tables`` hash tables, each keyed by
+  ``projections`` bucket numbers ``h_j(x) = ⌊(a_j·x + b_j) / w⌋`` with ``a_j ~ N(0, I)`` and
+  ``b_j ~ U[0, w)`` (``w`` = ``bucket_width``, on L2-normalised vectors). Rows sharing a
+  query's key in at least one table are the candidates, ranked by exact cosine; fewer than
+  ``k`` candidates means fewer than ``k`` results (as in Spark). Two points at distance ``c``
+  collide in one projection with a probability that falls with ``c / w``, so nearer rows are
+  likelier candidates; ``projections`` sharpens that (AND), ``tables`` recovers recall (OR).
+  Pure NumPy (faiss has no index of this family).
+
 A query is the mean of the L2-normalised embeddings of the seed rows,
 ``q = (1/|S|) Σ_{s∈S} x_s / ‖x_s‖``, and the seeds are left out of its results.
 :func:`recall_at_k` compares approximate with exact results.
@@ -37,6 +47,7 @@ from manytask.errors import ConfigError, DataError
 __all__ = [
     "DEFAULT_NBITS",
     "INDEXES",
+    "BucketedProjections",
     "Index",
     "SearchResult",
     "build_index",
@@ -48,8 +59,12 @@ __all__ = [
     "seed_query",
 ]
 
-INDEXES = ("exact", "lsh")
+INDEXES = ("exact", "lsh", "brp")
 DEFAULT_NBITS = 256
+#: brp defaults (chosen by recall@10 and query time in docs/retrieval.md)
+DEFAULT_TABLES = 32
+DEFAULT_PROJECTIONS = 8
+DEFAULT_BUCKET_WIDTH = 2.0
 
 
 def l2_normalize(x: np.ndarray) -> np.ndarray:
@@ -88,18 +103,25 @@ class Index:
     """
 
     def __init__(self, embeddings: np.ndarray, kind: str = "exact", *, nbits: int = DEFAULT_NBITS,
-                 seed: int = 0, center: bool = True) -> None:
+                 seed: int = 0, center: bool = True, tables: int = DEFAULT_TABLES,
+                 projections: int = DEFAULT_PROJECTIONS, bucket_width: float = DEFAULT_BUCKET_WIDTH) -> None:
         if kind not in INDEXES:
-            raise ConfigError(f"--index: expected exact or lsh, got {kind!r}")
+            raise ConfigError(f"--index: expected exact, lsh or brp, got {kind!r}")
         x = np.asarray(embeddings, dtype=np.float32)
         if x.ndim != 2 or x.shape[0] == 0:
             raise DataError(f"an index needs (n >= 1, d) embeddings, got shape {x.shape}")
         if nbits < 1:
             raise ConfigError(f"nbits must be >= 1, got {nbits}")
-        faiss = _faiss()
         self.kind, self.nbits, self.n, self.dim = kind, int(nbits), int(x.shape[0]), int(x.shape[1])
         self._normed = l2_normalize(x)
         self.center = self._normed.mean(0, keepdims=True) if center else np.zeros((1, self.dim), np.float32)
+        if kind == "brp":
+            self._brp = BucketedProjections(self.dim, tables, projections, bucket_width, seed)
+            keys = self._brp.keys(self._normed)
+            self._order = np.argsort(keys, axis=0, kind="stable")  # per table: rows by key
+            self._sorted = np.take_along_axis(keys, self._order, axis=0)
+            return
+        faiss = _faiss()
         if kind == "exact":
             self._index = faiss.IndexFlatIP(self.dim)
             self._index.add(self._normed)
@@ -121,21 +143,74 @@ class Index:
         if q.shape[1] != self.dim:
             raise DataError(f"query has {q.shape[1]} dimensions, the index {self.dim}")
         k = min(int(k), self.n)
+        if self.kind == "brp":
+            return self._search_buckets(q, k)
         if self.kind == "exact":
             scores, rows = self._index.search(q, k)
         else:
             scores, rows = self._index.search(self._codes_input(q), k)
         return scores, rows.astype(np.int64)
 
+    def _search_buckets(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """brp: candidates share a bucket key with the query in some table; exact cosine
+        ranks them; missing results are rows -1 with score -inf."""
+        qkeys = self._brp.keys(q)
+        scores = np.full((q.shape[0], k), -np.inf, dtype=np.float32)
+        rows = np.full((q.shape[0], k), -1, dtype=np.int64)
+        for i in range(q.shape[0]):
+            found = []
+            for t in range(qkeys.shape[1]):  # the rows of the query's bucket, by binary search
+                col = self._sorted[:, t]
+                lo, hi = np.searchsorted(col, qkeys[i, t], "left"), np.searchsorted(col, qkeys[i, t], "right")
+                found.append(self._order[lo:hi, t])
+            cand = np.unique(np.concatenate(found))
+            if cand.size == 0:
+                continue
+            sims = self._normed[cand] @ q[i]
+            order = np.lexsort((cand, -sims))[:k]
+            scores[i, : order.size], rows[i, : order.size] = sims[order], cand[order]
+        return scores, rows
+
     def cosine(self, query: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """Cosine similarity of one query to the given rows."""
         return self._normed[np.asarray(rows, dtype=np.int64)] @ l2_normalize(np.asarray(query).reshape(1, -1))[0]
 
 
+class BucketedProjections:
+    """The hash functions of ``brp``: per table, ``projections`` values
+    ``⌊(a_j·x + b_j) / w⌋`` combined into one integer key (see the module docstring)."""
+
+    def __init__(self, dim: int, tables: int, projections: int, width: float, seed: int = 0) -> None:
+        if tables < 1 or projections < 1:
+            raise ConfigError(f"brp: tables and projections must be >= 1, got {tables} and {projections}")
+        if not width > 0:
+            raise ConfigError(f"brp: bucket width must be > 0, got {width}")
+        rng = np.random.default_rng(seed)
+        self.a = rng.standard_normal((tables, projections, dim)).astype(np.float32)
+        self.b = rng.uniform(0.0, width, (tables, projections)).astype(np.float32)
+        self.width = float(width)
+
+    def buckets(self, x: np.ndarray) -> np.ndarray:
+        """``(n, tables, projections)`` bucket numbers."""
+        return np.floor((np.einsum("tpd,nd->ntp", self.a, x) + self.b) / self.width).astype(np.int64)
+
+    def keys(self, x: np.ndarray) -> np.ndarray:
+        """``(n, tables)`` keys: the bucket numbers of a table mixed into one int64 (collisions
+        between different bucket tuples are as unlikely as for any 64-bit hash)."""
+        h = self.buckets(x)
+        key = np.zeros(h.shape[:2], dtype=np.uint64)
+        with np.errstate(over="ignore"):
+            for j in range(h.shape[2]):
+                key = key * np.uint64(0x9E3779B97F4A7C15) + h[..., j].astype(np.uint64)
+        return key
+
+
 def build_index(embeddings: np.ndarray, kind: str = "exact", *, nbits: int = DEFAULT_NBITS, seed: int = 0,
-                center: bool = True) -> Index:
+                center: bool = True, tables: int = DEFAULT_TABLES, projections: int = DEFAULT_PROJECTIONS,
+                bucket_width: float = DEFAULT_BUCKET_WIDTH) -> Index:
     """:class:`Index` of ``embeddings``."""
-    return Index(embeddings, kind, nbits=nbits, seed=seed, center=center)
+    return Index(embeddings, kind, nbits=nbits, seed=seed, center=center, tables=tables,
+                 projections=projections, bucket_width=bucket_width)
 
 
 def row_lookup(ids: Sequence[str] | np.ndarray) -> dict[str, int]:
