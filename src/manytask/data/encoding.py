@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from manytask.data.batch import LabelCoding
+from manytask.data.batch import LabelCoding, LabelScale
 from manytask.errors import ConfigError, DataError
 
 if TYPE_CHECKING:  # pandas is imported by the callers that read tables, not by config checks
@@ -52,6 +52,7 @@ __all__ = [
     "SPLIT_NAMES",
     "Place",
     "Standardizer",
+    "encode_label_columns",
     "encode_labels",
     "has_label",
     "is_numeric_column",
@@ -365,3 +366,33 @@ class Standardizer:
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """``(x - mean) / std`` as float64 (NaN stays NaN)."""
         return (np.asarray(x, dtype=np.float64) - self.mean) / self.std
+
+
+def encode_label_columns(frame: pd.DataFrame, columns: Sequence[str], train: np.ndarray, where: str, *,
+                         classes: Mapping[str, Sequence[Any]] | None = None,
+                         standardize: Sequence[str] = (), rows_name: str = "rows",
+                         ) -> tuple[dict[str, np.ndarray], dict[str, LabelCoding], dict[str, LabelScale]]:
+    """The label ``columns`` of a table read by a source: each encoded by :func:`encode_labels`
+    (``classes[c]`` fixes a column's class order), refused when no training row (``train``)
+    has a label, and, for the columns in ``standardize``, stored as ``(y - mean) / std`` with the
+    training rows' statistics (:class:`~manytask.data.batch.LabelScale` records them).
+
+    Returns ``(targets, codings, scales)``; ``where`` names the file in messages and
+    ``rows_name`` what its rows are (rows, galleries, ...)."""
+    targets: dict[str, np.ndarray] = {}
+    codings: dict[str, LabelCoding] = {}
+    scales: dict[str, LabelScale] = {}
+    for c in columns:
+        y, coding = encode_labels(frame[c], Place(where, c), classes=(classes or {}).get(c))
+        if not has_label(y[train]):
+            raise DataError(f"{Place(where, c)} has no label in the training {rows_name}")
+        if coding is not None:
+            codings[c] = coding
+        if c in standardize:
+            if coding is not None:
+                raise DataError(f"{coding.origin}; data.standardize_targets needs numbers")
+            scaler = Standardizer.fit(y.astype(np.float64), train)
+            scales[c] = LabelScale(float(scaler.mean), float(scaler.std))
+            y = scaler(y).astype(np.float32)
+        targets[c] = y
+    return targets, codings, scales

@@ -33,7 +33,8 @@ import numpy as np
 import torch
 from pydantic import Field, field_validator, model_validator
 
-from manytask.data.batch import LabelCoding, LabelScale, Splits
+from manytask.data.batch import Splits
+from manytask.data.encoding import encode_label_columns
 from manytask.data.sources.base import HeldOutFractions, register_source
 from manytask.data.sources.pixels import Normalize, parse_normalize
 from manytask.data.sources.table import SplitNames
@@ -214,26 +215,6 @@ class GalleriesSource(HeldOutFractions):
                           names=self.split_names.model_dump(), fraction=self.fraction, seed=seed,
                           setting="data.split_names")
 
-    def _targets(self, frame: pd.DataFrame, columns: Sequence[str], train: np.ndarray
-                 ) -> tuple[dict[str, np.ndarray], dict[str, LabelCoding], dict[str, LabelScale]]:
-        from manytask.data.encoding import Place, Standardizer, encode_labels, has_label
-
-        targets, codings, scales = {}, {}, {}
-        for c in columns:
-            y, coding = encode_labels(frame[c], Place(self.labels, c), classes=self.classes.get(c))
-            if not has_label(y[train]):
-                raise DataError(f"{Place(self.labels, c)} has no label in the training galleries")
-            if coding is not None:
-                codings[c] = coding
-            if c in self.standardize_targets:
-                if coding is not None:
-                    raise DataError(f"{coding.origin}; data.standardize_targets needs numbers")
-                scaler = Standardizer.fit(y.astype(np.float64), train)
-                scales[c] = LabelScale(float(scaler.mean), float(scaler.std))
-                y = scaler(y).astype(np.float32)
-            targets[c] = y
-        return targets, codings, scales
-
     def _pool(self, items: _Items, rows: list[int]) -> tuple[torch.Tensor, bool]:
         """The items of ``rows`` as one tensor, and whether they are uint8 images."""
         if items.array is not None:
@@ -267,7 +248,9 @@ class GalleriesSource(HeldOutFractions):
         items = self._read_items()
         members = self._members(items, ids, seed)
         parts = self._splits(frame, seed)
-        targets, codings, scales = self._targets(frame, columns, parts[0])
+        targets, codings, scales = encode_label_columns(frame, columns, parts[0], self.labels, classes=self.classes,
+                                                        standardize=self.standardize_targets,
+                                                        rows_name="galleries")
         rows, index, start = [], [], 0  # items of the kept galleries, split by split
         for part in parts:
             for g in part.tolist():

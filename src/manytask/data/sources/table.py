@@ -14,8 +14,8 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from manytask.data.batch import LabelCoding, LabelScale, Splits, TensorDataset
-from manytask.data.encoding import SPLIT_NAMES
+from manytask.data.batch import Splits, TensorDataset
+from manytask.data.encoding import SPLIT_NAMES, encode_label_columns
 from manytask.data.sources.base import HeldOutFractions, register_source
 from manytask.errors import ConfigError, DataError
 
@@ -199,28 +199,6 @@ class TableSource(HeldOutFractions):
                                   encoding=self.categorical_encoding, standardize=self.standardize,
                                   max_categories=self.max_categories, where=self.path)
 
-    def _labels(self, frame: pd.DataFrame, columns: Sequence[str], train: np.ndarray
-                ) -> tuple[dict[str, torch.Tensor], dict[str, LabelCoding], dict[str, LabelScale]]:
-        from manytask.data.encoding import Place, Standardizer, encode_labels, has_label
-
-        targets: dict[str, torch.Tensor] = {}
-        codings: dict[str, LabelCoding] = {}
-        scales: dict[str, LabelScale] = {}
-        for c in columns:
-            y, coding = encode_labels(frame[c], Place(self.path, c), classes=self.classes.get(c))
-            if not has_label(y[train]):
-                raise DataError(f"{Place(self.path, c)} has no label in the training rows")
-            if coding is not None:
-                codings[c] = coding
-            if c in self.standardize_targets:
-                if coding is not None:
-                    raise DataError(f"{coding.origin}; data.standardize_targets needs numbers")
-                scaler = Standardizer.fit(y.astype(np.float64), train)
-                scales[c] = LabelScale(float(scaler.mean), float(scaler.std))
-                y = scaler(y).astype(np.float32)
-            targets[c] = torch.from_numpy(y)
-        return targets, codings, scales
-
     def build(self, columns: Sequence[str], seed: int) -> Splits:
         frame = read_table(self.path, self.format, delimiter=self.delimiter,
                            text_columns=[c for c in (self.id_column, self.split_column) if c])
@@ -231,7 +209,9 @@ class TableSource(HeldOutFractions):
         train, val, test = self._split(frame, seed)
         encoder = self._encoder(frame, features, train)
         inputs = torch.from_numpy(encoder.transform(frame, where=self.path))
-        targets, codings, scales = self._labels(frame, columns, train)
+        labels, codings, scales = encode_label_columns(frame, columns, train, self.path, classes=self.classes,
+                                                       standardize=self.standardize_targets)
+        targets = {c: torch.from_numpy(y) for c, y in labels.items()}
         if self.id_column:
             ids = frame[self.id_column].to_numpy(dtype=object)
         else:
