@@ -365,7 +365,7 @@ def search(
     tables: int | None = typer.Option(None, "--tables", help="brp: hash tables (default 32)"),
     projections: int | None = typer.Option(None, "--projections", help="brp: projections per table (default 8)"),
     bucket_width: float | None = typer.Option(None, "--bucket-width", help="brp: bucket width on unit vectors "
-                                              "(default 2.0)"),
+                                              "(default 0.5)"),
     rerank: int = typer.Option(10, "--rerank", help="lsh: order the RERANK x k nearest codes by exact cosine "
                                "(1 = Hamming ranking alone)"),
     grid: Path | None = typer.Option(None, "--grid", help="also draw the results' images into this PNG"),

@@ -64,7 +64,7 @@ DEFAULT_NBITS = 256
 #: brp defaults (chosen by recall@10 and query time in docs/retrieval.md)
 DEFAULT_TABLES = 32
 DEFAULT_PROJECTIONS = 8
-DEFAULT_BUCKET_WIDTH = 2.0
+DEFAULT_BUCKET_WIDTH = 0.5
 
 
 def l2_normalize(x: np.ndarray) -> np.ndarray:
@@ -120,6 +120,8 @@ class Index:
             keys = self._brp.keys(self._normed)
             self._order = np.argsort(keys, axis=0, kind="stable")  # per table: rows by key
             self._sorted = np.take_along_axis(keys, self._order, axis=0)
+            #: brp: rows scored by exact cosine so far, summed over queries (the work LSH saves)
+            self.candidates_seen = 0
             return
         faiss = _faiss()
         if kind == "exact":
@@ -164,6 +166,7 @@ class Index:
                 lo, hi = np.searchsorted(col, qkeys[i, t], "left"), np.searchsorted(col, qkeys[i, t], "right")
                 found.append(self._order[lo:hi, t])
             cand = np.unique(np.concatenate(found))
+            self.candidates_seen += int(cand.size)
             if cand.size == 0:
                 continue
             sims = self._normed[cand] @ q[i]
