@@ -31,7 +31,13 @@ from typing import Any
 import torch
 
 from manytask.config import load_config
-from manytask.experiment import build_data, build_model, columns_for, input_shape, task_splits
+from manytask.experiment import (
+    build_data,
+    build_model,
+    columns_for,
+    input_shape,
+    task_splits,
+)
 from manytask.training import Trainer
 from manytask.weighting import create_from_train
 

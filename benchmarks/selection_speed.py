@@ -32,7 +32,12 @@ from typing import Any
 
 import numpy as np
 
-from manytask.grouping.selection import Selection, select, select_brute_force, select_many
+from manytask.grouping.selection import (
+    Selection,
+    select,
+    select_brute_force,
+    select_many,
+)
 from manytask.grouping.synthetic import affinity_candidates
 from manytask.grouping.table import Candidate, CandidateTable, read_standley
 

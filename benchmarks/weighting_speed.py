@@ -35,7 +35,14 @@ from torch import Tensor, nn
 
 from manytask.data.batch import TensorDataset
 from manytask.tasks import Task, stack_losses
-from manytask.weighting import SharedParts, WeightingMethod, available, create_from_train, min_norm_weights, write_grads
+from manytask.weighting import (
+    SharedParts,
+    WeightingMethod,
+    available,
+    create_from_train,
+    min_norm_weights,
+    write_grads,
+)
 from manytask.weighting.terms import element_losses, stack_means
 
 try:  # the library's model; a local copy of the same architecture if it is not importable

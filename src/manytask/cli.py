@@ -118,13 +118,13 @@ def init(
     force: bool = typer.Option(False, "--force", help="overwrite --out if it exists"),
 ) -> None:
     """Write a commented starter config for a table: the kind of each target, inferred."""
+    from manytask.atomic import atomic_write_text
     from manytask.data.sources.table import read_table
     from manytask.data.starter import make_starter
-    from manytask.atomic import atomic_write_text
 
     if out.exists() and not force:
         raise ConfigError(f"{out}: already exists (use --force to overwrite)")
-    split = lambda text: [c.strip() for c in text.split(",") if c.strip()]  # noqa: E731
+    split = lambda text: [c.strip() for c in text.split(",") if c.strip()]
     frame = read_table(data, text_columns=[c for c in (id_column, split_column) if c])
     starter = make_starter(frame, str(data), split(targets), features=split(features) if features else None,
                            id_column=id_column, split_column=split_column, kinds=kind or [],
@@ -264,8 +264,8 @@ def group(
 ) -> None:
     """Which tasks to train together: candidates, selection per budget, baselines (Standley et al. 2020)."""
     from manytask.config import load_config
-    from manytask.grouping.select_report import parse_budgets
     from manytask.grouping.search import group_search
+    from manytask.grouping.select_report import parse_budgets
 
     cfg = load_config(config, parse_overrides(set_))
     budget_list = parse_budgets(budgets) if budgets.strip() else None
@@ -307,7 +307,7 @@ def select(
     res = run_select(str(table), parse_budgets(budgets), str(test) if test else None,
                      str(out) if out else None, baselines=baselines, n_random=random_samples, seed=seed,
                      time_limit=time_limit)
-    fmt = lambda x: "—" if x is None else f"{x:.5f}"  # noqa: E731
+    fmt = lambda x: "—" if x is None else f"{x:.5f}"
     rows = []
     for r in res["selections"]:
         if not r["feasible"]:
@@ -340,7 +340,11 @@ def embed(
     weights: str = typer.Option("best", "--weights", help="best or last"),
 ) -> None:
     """Embeddings of the run's shared representation, with ids, split and task labels."""
-    from manytask.evaluation.embed import compute_embeddings, embeddings_suffix, write_embeddings
+    from manytask.evaluation.embed import (
+        compute_embeddings,
+        embeddings_suffix,
+        write_embeddings,
+    )
 
     embeddings_suffix(out)
     emb = compute_embeddings(run_dir, data_config=data, split=split, which=weights,

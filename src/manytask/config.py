@@ -12,16 +12,23 @@ import importlib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializeAsAny,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from manytask.data.sources import DataSource, parse_source
 from manytask.data.sources.base import validation_message
 from manytask.data.sources.multimnist import MultiMNISTSource
 from manytask.errors import ConfigError
-from manytask.safe_yaml import read_yaml_file
 from manytask.models.registry import TrunkSpec
+from manytask.safe_yaml import read_yaml_file
 from manytask.tasks import TASK_KINDS, Task, one_vs_all
-
 
 #: the widest layer a config may ask for (a typo such as ``features: 10**12`` is refused before
 #: anything is allocated)
@@ -191,7 +198,7 @@ class ExperimentConfig(_Strict):
     grouping: GroupingConfig = Field(default_factory=GroupingConfig)  # type: ignore[arg-type]
 
     @model_validator(mode="after")
-    def _tasks(self) -> "ExperimentConfig":
+    def _tasks(self) -> ExperimentConfig:
         if not self.tasks:
             raise ValueError("tasks: at least one task is required")
         names = [t.name for t in self.tasks]

@@ -19,7 +19,11 @@ import torch
 from manytask.config import ExperimentConfig
 from manytask.data.batch import Splits, TensorDataset
 from manytask.errors import ConfigError, DataError
-from manytask.grouping.sharing_controller import SelectiveSharing, sharing_from_config, write_sharing
+from manytask.grouping.sharing_controller import (
+    SelectiveSharing,
+    sharing_from_config,
+    write_sharing,
+)
 from manytask.models import MultiTaskModel, build_trunk
 from manytask.models.branches import branched_model
 from manytask.tasks import Task

@@ -6,7 +6,13 @@ import pytest
 import torch
 
 from manytask.config import parse_config
-from manytask.experiment import build_data, build_weighting, columns_for, run_experiment, task_splits
+from manytask.experiment import (
+    build_data,
+    build_weighting,
+    columns_for,
+    run_experiment,
+    task_splits,
+)
 
 CFG = {
     "seed": 2,

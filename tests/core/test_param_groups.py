@@ -71,8 +71,8 @@ def test_adam_has_no_momentum_to_set() -> None:
 
 
 def test_config_section_reaches_the_optimizer() -> None:
-    from manytask.experiment import make_trainer
     from manytask.data.batch import TensorDataset
+    from manytask.experiment import make_trainer
 
     cfg = parse_config({
         "tasks": [{"name": "a", "kind": "multiclass", "num_classes": 3},

@@ -15,7 +15,13 @@ from manytask.data.sources import available_sources, parse_source, register_sour
 from manytask.data.sources.base import DataSource
 from manytask.errors import ConfigError
 from manytask.experiment import build_data, build_model, run_experiment
-from manytask.models import MultiTaskModel, ResNetTrunk, TrunkSpec, available_trunks, build_trunk
+from manytask.models import (
+    MultiTaskModel,
+    ResNetTrunk,
+    TrunkSpec,
+    available_trunks,
+    build_trunk,
+)
 from manytask.models.registry import register_trunk
 from manytask.tasks import Task
 
@@ -153,20 +159,20 @@ def test_unknown_plugin_module_and_bad_trunks_are_config_errors(tmp_path: Path) 
 
 def test_builder_results_are_checked() -> None:
     @register_trunk("test_no_out_features")
-    def bad(shape, spec):  # noqa: ANN001, ANN202
+    def bad(shape, spec):
         return nn.Linear(int(shape[0]), 4)  # nn.Linear has out_features ... as an int: fine
 
     assert build_trunk("test_no_out_features", (3,), TrunkSpec()).out_features == 4
 
     @register_trunk("test_not_a_module")
-    def worse(shape, spec):  # noqa: ANN001, ANN202
+    def worse(shape, spec):
         return lambda x: x
 
     with pytest.raises(ConfigError, match="not a torch.nn.Module"):
         build_trunk("test_not_a_module", (3,), TrunkSpec())
 
     @register_trunk("test_no_width")
-    def bare(shape, spec):  # noqa: ANN001, ANN202
+    def bare(shape, spec):
         return nn.Sequential(nn.Linear(int(shape[0]), 4))
 
     with pytest.raises(ConfigError, match="must expose 'out_features'"):

@@ -11,7 +11,13 @@ import torch
 
 from manytask.config import parse_config
 from manytask.errors import ConfigError
-from manytask.experiment import build_data, build_model, columns_for, run_experiment, task_splits
+from manytask.experiment import (
+    build_data,
+    build_model,
+    columns_for,
+    run_experiment,
+    task_splits,
+)
 from manytask.models import build_trunk
 from manytask.models.registry import TrunkSpec
 from manytask.tasks import Task, kendall_tau, one_vs_all

@@ -9,7 +9,13 @@ import pytest
 import torch
 
 from manytask.errors import ConfigError, DataError
-from manytask.runner import JobFailed, PoolExecutor, SequentialExecutor, job_label, make_executor
+from manytask.runner import (
+    JobFailed,
+    PoolExecutor,
+    SequentialExecutor,
+    job_label,
+    make_executor,
+)
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,6 @@ from manytask.data.mnist import load_digits_source
 from manytask.errors import ConfigError, DataError
 
 
-
 def idx_bytes(arr: np.ndarray) -> bytes:
     """Encode ``arr`` as an IDX file (big-endian), independently of the reader."""
     native = np.dtype(arr.dtype.newbyteorder("="))

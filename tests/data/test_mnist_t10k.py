@@ -7,7 +7,11 @@ import hashlib
 import numpy as np
 import pytest
 
-from manytask.data.mnist import load_bundled_digits, load_digits_source, load_packaged_t10k
+from manytask.data.mnist import (
+    load_bundled_digits,
+    load_digits_source,
+    load_packaged_t10k,
+)
 from manytask.errors import ConfigError
 
 

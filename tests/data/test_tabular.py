@@ -8,7 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from manytask.data.tabular import load_sklearn_digits, load_yeast, tabular_split_indices, tabular_splits
+from manytask.data.tabular import (
+    load_sklearn_digits,
+    load_yeast,
+    tabular_split_indices,
+    tabular_splits,
+)
 from manytask.errors import ConfigError, DataError
 
 

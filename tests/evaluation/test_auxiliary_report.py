@@ -5,7 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from manytask.reporting.auxiliary import approach_label, auxiliary_table, class_weight_history
+from manytask.reporting.auxiliary import (
+    approach_label,
+    auxiliary_table,
+    class_weight_history,
+)
 
 
 def _run(path: Path, history: list[dict[str, float]], steps: list[dict[str, float]] | None = None) -> None:

@@ -21,7 +21,12 @@ from manytask.cli_args import parse_fractions, parse_seeds
 from manytask.config import parse_config
 from manytask.errors import ConfigError
 from manytask.evaluation.compare import compare, epochs_for, plan_runs, resolve_executor
-from manytask.evaluation.method_spec import display_name, method_dir_name, parse_method_spec, parse_methods
+from manytask.evaluation.method_spec import (
+    display_name,
+    method_dir_name,
+    parse_method_spec,
+    parse_methods,
+)
 from manytask.runner import PoolExecutor
 from manytask.weighting import LossWeighting, available, register
 from manytask.weighting.base import _REGISTRY

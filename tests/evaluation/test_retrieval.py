@@ -130,7 +130,11 @@ def test_brp_with_one_bucket_equals_exact_search() -> None:
 
 
 def test_brp_candidates_share_a_bucket_and_are_ranked_by_cosine() -> None:
-    from manytask.evaluation.retrieval import BucketedProjections, build_index, l2_normalize
+    from manytask.evaluation.retrieval import (
+        BucketedProjections,
+        build_index,
+        l2_normalize,
+    )
 
     x = np.random.default_rng(2).normal(size=(500, 16)).astype(np.float32)
     idx = build_index(x, "brp", tables=4, projections=2, bucket_width=0.5, seed=3)

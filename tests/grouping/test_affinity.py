@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from grouping_helpers import tiny_config
 
 from manytask.config import parse_config
 from manytask.data.batch import Batch, TensorDataset
@@ -29,7 +30,6 @@ from manytask.grouping.selection import select_many
 from manytask.models import MLPTrunk, MultiTaskModel
 from manytask.tasks import Task
 from manytask.training import OptimizerSpec, Trainer
-from grouping_helpers import tiny_config
 
 
 def mirrored_problem(seed: int = 0) -> tuple[MultiTaskModel, list[Task], Batch]:

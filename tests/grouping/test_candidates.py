@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 
 import pytest
+from grouping_helpers import tiny_config
 
 from manytask.config import parse_config
 from manytask.errors import ConfigError, DataError
@@ -24,7 +25,6 @@ from manytask.grouping.candidates import (
     width_for_cost,
 )
 from manytask.grouping.table import Candidate, CandidateTable
-from grouping_helpers import tiny_config
 
 TINY = tiny_config(seed=3, sizes=(200, 80, 80))
 

@@ -6,14 +6,18 @@ import importlib.util
 from pathlib import Path
 
 import pytest
+from grouping_helpers import tiny_config
 
 from manytask.config import parse_config
 from manytask.errors import ConfigError
-from manytask.grouping.candidates import build_candidates, candidate_seed, train_candidates
+from manytask.grouping.candidates import (
+    build_candidates,
+    candidate_seed,
+    train_candidates,
+)
 from manytask.grouping.jobs import TrainJob, run_job
-from manytask.runner import JobFailed, PoolExecutor, SequentialExecutor, make_executor
 from manytask.grouping.table import CandidateTable
-from grouping_helpers import tiny_config
+from manytask.runner import JobFailed, PoolExecutor, SequentialExecutor, make_executor
 
 TINY = tiny_config(seed=5)
 

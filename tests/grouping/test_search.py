@@ -8,15 +8,20 @@ from pathlib import Path
 
 import pytest
 import yaml
+from grouping_helpers import tiny_config
 from typer.testing import CliRunner
 
 from manytask.cli import app
 from manytask.config import parse_config
 from manytask.errors import ConfigError, DataError
 from manytask.grouping.candidates import build_candidates
-from manytask.grouping.search import group_search, normalize_table, prior_losses, reference_losses
+from manytask.grouping.search import (
+    group_search,
+    normalize_table,
+    prior_losses,
+    reference_losses,
+)
 from manytask.grouping.table import CandidateTable
-from grouping_helpers import tiny_config
 
 ROOT = Path(__file__).resolve().parents[2]
 runner = CliRunner()

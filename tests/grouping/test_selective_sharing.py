@@ -20,7 +20,11 @@ from manytask.grouping.selective_sharing import (
     tt_cores,
     tt_vector,
 )
-from manytask.grouping.sharing_controller import SelectiveSharing, merge_branches, trainable_parameters
+from manytask.grouping.sharing_controller import (
+    SelectiveSharing,
+    merge_branches,
+    trainable_parameters,
+)
 from manytask.models.branches import branch_name, branched_model
 from manytask.tasks import Task
 from manytask.training import OptimizerSpec, Trainer

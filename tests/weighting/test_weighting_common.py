@@ -11,12 +11,18 @@ from typing import Any
 
 import pytest
 import torch
+from weighting_helpers import TASKS, forward, setup, single_thread  # noqa: F401  (autouse fixture)
 
 from manytask.data.batch import TensorDataset
 from manytask.errors import ConfigError
-from manytask.weighting import WeightingMethod, available, create, create_from_train, get, label_variance
-
-from weighting_helpers import TASKS, forward, setup, single_thread  # noqa: F401  (autouse fixture)
+from manytask.weighting import (
+    WeightingMethod,
+    available,
+    create,
+    create_from_train,
+    get,
+    label_variance,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 

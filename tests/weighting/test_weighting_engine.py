@@ -5,13 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 from torch import nn
+from weighting_helpers import TASKS, flat_grad, forward, make_data, setup, single_thread  # noqa: F401  (autouse fixture)
 
 from manytask.errors import ConfigError
 from manytask.tasks import stack_losses
 from manytask.weighting import MGDA, GradientEngine, SharedParts, write_grads
 from manytask.weighting.gradients import find_direct_convs
-
-from weighting_helpers import TASKS, flat_grad, forward, make_data, setup, single_thread  # noqa: F401  (autouse fixture)
 
 
 def _naive_jacobian(model, x, y, wrt):  # type: ignore[no-untyped-def]

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import numpy as np
-
 import pytest
 import torch
 from torch import nn
+from weighting_helpers import TASKS, forward, setup, single_thread  # noqa: F401  (autouse fixture)
 
 from manytask.tasks import Task
 from manytask.weighting import (
+    IMTLG,
     MGDA,
     MGDAUB,
     CAGrad,
-    IMTLG,
     GradNorm,
     PCGrad,
     SharedParts,
@@ -22,8 +22,6 @@ from manytask.weighting import (
     pcgrad_coefficients,
 )
 from manytask.weighting.mgda import min_norm_2
-
-from weighting_helpers import TASKS, forward, setup, single_thread  # noqa: F401  (autouse fixture)
 
 
 def _linear_losses(grads: torch.Tensor) -> tuple[torch.Tensor, nn.Parameter]:

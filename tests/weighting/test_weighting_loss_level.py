@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from weighting_helpers import TASKS, flat_grad, forward, setup, single_thread  # noqa: F401  (autouse fixture)
 
 from manytask.data.batch import TensorDataset
 from manytask.errors import ConfigError, DataError
@@ -23,8 +24,6 @@ from manytask.weighting import (
     create_from_train,
     label_variance,
 )
-
-from weighting_helpers import TASKS, flat_grad, forward, setup, single_thread  # noqa: F401  (autouse fixture)
 
 
 def test_uniform_gradients_equal_plain_sum() -> None:

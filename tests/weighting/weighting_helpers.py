@@ -12,6 +12,7 @@ from manytask.tasks import Task, stack_losses
 from manytask.weighting import SharedParts
 from manytask.weighting.terms import element_losses
 
+
 @pytest.fixture(autouse=True)
 def single_thread() -> Iterator[None]:
     """Tiny tensors: one intra-op thread is much faster on a busy 2-core machine."""

@@ -25,17 +25,17 @@ from manytask.data.tabular import (
 )
 
 __all__ = [
-    "Batch",
     "DIGIT_SOURCES",
     "IDX_DTYPES",
     "MULTIMNIST_COLUMNS",
     "MULTIMNIST_MEAN",
     "MULTIMNIST_STD",
+    "YEAST_N_FEATURES",
+    "YEAST_N_LABELS",
+    "Batch",
     "MultiMNISTMeta",
     "Splits",
     "TensorDataset",
-    "YEAST_N_FEATURES",
-    "YEAST_N_LABELS",
     "build_multimnist",
     "build_multimnist_with_metadata",
     "find_mnist_files",

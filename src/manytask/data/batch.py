@@ -33,8 +33,8 @@ class Batch:
     masks: dict[str, Tensor] = field(default_factory=dict)
     set_mask: Tensor | None = None
 
-    def to(self, device: torch.device | str, non_blocking: bool = False) -> "Batch":
-        mv = lambda t: t.to(device, non_blocking=non_blocking)  # noqa: E731
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> Batch:
+        mv = lambda t: t.to(device, non_blocking=non_blocking)
         return Batch(
             inputs=mv(self.inputs),
             targets={k: mv(v) for k, v in self.targets.items()},
@@ -91,7 +91,7 @@ class ChannelAffine:
             raise ValueError("ChannelAffine: scale and shift need the same number (>= 1) of values")
 
     @classmethod
-    def from_mean_std(cls, mean: Sequence[float], std: Sequence[float], max_value: float = 255.0) -> "ChannelAffine":
+    def from_mean_std(cls, mean: Sequence[float], std: Sequence[float], max_value: float = 255.0) -> ChannelAffine:
         """``(x / max_value - mean[c]) / std[c]``."""
         return cls(tuple(1.0 / (max_value * float(s)) for s in std),
                    tuple(float(m) / float(s) for m, s in zip(mean, std)))
@@ -180,7 +180,7 @@ class TensorDataset:
     def columns(self) -> list[str]:
         return list(self.targets)
 
-    def subset(self, index: Tensor | Sequence[int]) -> "TensorDataset":
+    def subset(self, index: Tensor | Sequence[int]) -> TensorDataset:
         idx = torch.as_tensor(index, dtype=torch.long)
         return TensorDataset(
             self.inputs[idx],
@@ -190,7 +190,7 @@ class TensorDataset:
             **self._extras(idx),
         )
 
-    def select(self, columns: Mapping[str, str]) -> "TensorDataset":
+    def select(self, columns: Mapping[str, str]) -> TensorDataset:
         """A view whose targets are renamed ``{new_name: column}`` (e.g. task name -> column)."""
         for new, col in columns.items():
             if col not in self.targets:
@@ -232,7 +232,7 @@ class TensorDataset:
         for start in range(0, stop, batch_size):
             yield self.batch(order[start : start + batch_size])
 
-    def to(self, device: torch.device | str) -> "TensorDataset":
+    def to(self, device: torch.device | str) -> TensorDataset:
         return TensorDataset(
             self.inputs.to(device),
             {k: v.to(device) for k, v in self.targets.items()},
@@ -250,5 +250,5 @@ class Splits:
     val: TensorDataset
     test: TensorDataset
 
-    def select(self, columns: Mapping[str, str]) -> "Splits":
+    def select(self, columns: Mapping[str, str]) -> Splits:
         return Splits(self.train.select(columns), self.val.select(columns), self.test.select(columns))

@@ -29,7 +29,7 @@ import numpy as np
 
 from manytask.errors import DataError
 
-__all__ = ["IDX_DTYPES", "read_idx", "load_mnist_dir", "find_mnist_files"]
+__all__ = ["IDX_DTYPES", "find_mnist_files", "load_mnist_dir", "read_idx"]
 
 #: IDX dtype code -> big-endian numpy dtype.
 IDX_DTYPES: dict[int, np.dtype] = {

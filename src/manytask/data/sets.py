@@ -106,25 +106,25 @@ class SetDataset(TensorDataset):
 
     # ------------------------------------------------------------------ copies
     def _like(self, index: Tensor, targets: Mapping[str, Tensor], masks: Mapping[str, Tensor],
-              idx: Tensor | None = None, **extras: object) -> "SetDataset":
+              idx: Tensor | None = None, **extras: object) -> SetDataset:
         kw = self._extras(idx)
         kw.pop("transform")
         kw.update(extras)
         return SetDataset(self.items, index, targets, masks, transform=self.item_transform,
                           bucket=self.bucket, **kw)  # type: ignore[arg-type]
 
-    def subset(self, index: Tensor | Sequence[int]) -> "SetDataset":
+    def subset(self, index: Tensor | Sequence[int]) -> SetDataset:
         idx = torch.as_tensor(index, dtype=torch.long)
         rows = self.index[idx.to(self.index.device)]
         width = max(int(self.sizes[idx.cpu()].max()), 1) if len(idx) else 1
         return self._like(rows[:, :width], {k: v[idx] for k, v in self.targets.items()},
                           {k: v[idx] for k, v in self.masks.items()}, idx)
 
-    def select(self, columns: Mapping[str, str]) -> "SetDataset":
+    def select(self, columns: Mapping[str, str]) -> SetDataset:
         view = super().select(columns)
         return self._like(self.index, view.targets, view.masks, codings=view.codings, scales=view.scales)
 
-    def to(self, device: torch.device | str) -> "SetDataset":
+    def to(self, device: torch.device | str) -> SetDataset:
         kw = self._extras()
         kw.pop("transform")
         return SetDataset(self.items.to(device), self.index.to(device),

@@ -12,12 +12,22 @@
 """
 
 from manytask.cli_args import parse_fractions, parse_seeds
-from manytask.evaluation.aggregate import SummaryCell, aggregate, delta_m_table, mean_std
+from manytask.evaluation.aggregate import (
+    SummaryCell,
+    aggregate,
+    delta_m_table,
+    mean_std,
+)
 from manytask.evaluation.compare import CompareResult, compare, epochs_for, plan_runs
+from manytask.evaluation.delta_m import delta_m, relative_gain
+from manytask.evaluation.embeddings import (
+    EmbeddingRecorder,
+    load_embeddings,
+    tsne_2d,
+    tsne_grid,
+)
 from manytask.evaluation.method_spec import STL, MethodSpec, display_name, parse_methods
 from manytask.evaluation.records import RunRecord, RunSpec
-from manytask.evaluation.delta_m import delta_m, relative_gain
-from manytask.evaluation.embeddings import EmbeddingRecorder, load_embeddings, tsne_2d, tsne_grid
 
 __all__ = [
     "STL",

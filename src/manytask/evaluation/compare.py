@@ -61,8 +61,19 @@ from typing import TYPE_CHECKING, Any, Literal
 from manytask.cli_args import parse_fractions, parse_int_list, parse_seeds
 from manytask.config import ExperimentConfig
 from manytask.errors import ConfigError
-from manytask.evaluation.aggregate import SummaryCell, aggregate, delta_m_table, mean_seconds
-from manytask.evaluation.compare_run import CompareJob, default_tsne_label, is_settled, run_compare_job, run_one
+from manytask.evaluation.aggregate import (
+    SummaryCell,
+    aggregate,
+    delta_m_table,
+    mean_seconds,
+)
+from manytask.evaluation.compare_run import (
+    CompareJob,
+    default_tsne_label,
+    is_settled,
+    run_compare_job,
+    run_one,
+)
 from manytask.evaluation.method_spec import STL, MethodSpec, parse_methods
 from manytask.evaluation.records import REUSED, TRAINED, RunRecord, RunSpec
 from manytask.runner import EXECUTORS, Executor, make_executor

@@ -15,9 +15,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from manytask.atomic import atomic_write_json
 from manytask.config import ExperimentConfig, parse_config
 from manytask.errors import ConfigError
-from manytask.atomic import atomic_write_json
 from manytask.evaluation.records import DIVERGED, REUSED, TRAINED, RunRecord, RunSpec
 from manytask.training.resume import config_differences
 from manytask.training.rundir import RunDir

@@ -520,7 +520,14 @@ def affinity_trainer(cfg: Any, *, epochs: int | None = None, seed: int | None = 
                      threads: int = 1) -> tuple[Trainer, Any]:
     """The all-task, full-width trainer of an affinity run and the data splits: the trainer
     :func:`run_affinity` measures, built the same way for an unmeasured run (tests)."""
-    from manytask.experiment import build_data, build_model, columns_for, input_shape, make_trainer, task_splits
+    from manytask.experiment import (
+        build_data,
+        build_model,
+        columns_for,
+        input_shape,
+        make_trainer,
+        task_splits,
+    )
     from manytask.grouping.candidates import pin_data_seed
 
     cfg = pin_data_seed(cfg)

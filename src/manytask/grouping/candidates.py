@@ -57,13 +57,13 @@ from typing import Any
 from manytask.config import ExperimentConfig
 from manytask.errors import ConfigError, DataError
 from manytask.grouping.jobs import TrainJob, TrainOutcome, run_job
-from manytask.runner import Executor, make_executor
 from manytask.grouping.table import Candidate, CandidateTable
+from manytask.runner import Executor, make_executor
 
 __all__ = [
-    "CandidateSpec",
-    "HALF",
     "FULL",
+    "HALF",
+    "CandidateSpec",
     "build_candidates",
     "candidate_seed",
     "ceil_epochs",
@@ -163,7 +163,7 @@ def width_for_cost(cfg: ExperimentConfig, shape: Sequence[int], fraction: float 
     full = trunk_multiply_adds(cfg, shape, 1.0)
     if full <= 0:
         raise ConfigError("model: the trunk has no multiply-adds to measure (no Conv/Linear layer)")
-    ratio = lambda w: trunk_multiply_adds(cfg, shape, w) / full  # noqa: E731
+    ratio = lambda w: trunk_multiply_adds(cfg, shape, w) / full
     if fraction == 1:
         return 1.0
     lo, hi = 1e-6, 1.0

@@ -91,7 +91,12 @@ import numpy as np
 from manytask.atomic import atomic_write_json, atomic_write_text
 from manytask.config import ExperimentConfig
 from manytask.errors import ConfigError, DataError
-from manytask.grouping.affinity import TAG_VARIANTS, AffinityResult, affinity_table, run_affinity
+from manytask.grouping.affinity import (
+    TAG_VARIANTS,
+    AffinityResult,
+    affinity_table,
+    run_affinity,
+)
 from manytask.grouping.candidates import (
     HALF,
     CandidateSpec,

@@ -51,11 +51,11 @@ from manytask.atomic import atomic_write, atomic_write_csv
 from manytask.errors import DataError
 
 __all__ = [
+    "STANDLEY_TASK_SET_1",
+    "STANDLEY_TASK_SET_2",
     "Candidate",
     "CandidateTable",
     "LossKind",
-    "STANDLEY_TASK_SET_1",
-    "STANDLEY_TASK_SET_2",
     "read_standley",
     "read_table",
     "upsert_file",

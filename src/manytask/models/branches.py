@@ -38,7 +38,7 @@ def branched_model(trunk: nn.Module, tasks: Sequence[Task], hidden: Sequence[int
     """``trunk`` → one copy of the same branch per task → a linear output layer per task."""
     if not hidden:
         raise ConfigError("model.branches: give at least one hidden width")
-    feat = int(getattr(trunk, "out_features"))
+    feat = int(trunk.out_features)
     template = mlp_branch(feat, hidden)
     branches = {branch_name(t.name): copy.deepcopy(template) for t in tasks}
     routing = {t.name: branch_name(t.name) for t in tasks}

@@ -21,7 +21,7 @@ __all__ = ["plot_metric_vs_fraction", "plot_tsne_grid"]
 Point = tuple[float, float, float]
 
 
-def _figure(width: float, height: float):  # noqa: ANN202 - matplotlib types
+def _figure(width: float, height: float):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -30,7 +30,7 @@ def _figure(width: float, height: float):  # noqa: ANN202 - matplotlib types
     return fig
 
 
-def _save(fig, path: str | Path) -> Path:  # noqa: ANN001
+def _save(fig, path: str | Path) -> Path:
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(p, bbox_inches="tight")

@@ -35,7 +35,12 @@ from safetensors.torch import load_file, save_file
 from manytask.atomic import atomic_replace, atomic_write_text
 from manytask.errors import DataError, ManytaskError
 from manytask.jsonable import to_jsonable
-from manytask.training.checkpoint import CHECKPOINT, CheckpointError, read_checkpoint, write_checkpoint
+from manytask.training.checkpoint import (
+    CHECKPOINT,
+    CheckpointError,
+    read_checkpoint,
+    write_checkpoint,
+)
 
 LEGACY_STATE = "last_state.pt"
 
@@ -84,8 +89,7 @@ class RunDir:
             return
         self.path.mkdir(parents=True, exist_ok=True)
         with open(self.file(name), "a") as fh:
-            for row in rows:
-                fh.write(json.dumps(to_jsonable(dict(row))) + "\n")
+            fh.writelines(json.dumps(to_jsonable(dict(row))) + "\n" for row in rows)
 
     def read_jsonl(self, name: str) -> list[dict[str, Any]]:
         p = self.file(name)

@@ -27,8 +27,8 @@ from manytask.training.guard import LossGuard, NonFiniteLoss, check_finite_param
 from manytask.training.optimizer import OptimizerSpec
 from manytask.training.param_groups import param_groups
 from manytask.training.resume import check_same_config, restore_weights
-from manytask.training.rundir import RunDir
 from manytask.training.run_state import FitResult, RunState, monitor_value, step_rows
+from manytask.training.rundir import RunDir
 from manytask.training.seeding import resolve_device, seed_everything
 from manytask.training.tensorboard import TensorBoardLog
 from manytask.weighting import SharedParts, StepInfo, WeightingMethod, create

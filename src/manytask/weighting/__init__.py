@@ -27,7 +27,11 @@ from manytask.weighting.gradients import GradientEngine, GradientWeighting, writ
 from manytask.weighting.gradnorm import GradNorm
 from manytask.weighting.imtl import IMTLG, imtl_g_weights
 from manytask.weighting.mgda import MGDA, MGDAUB, min_norm_weights
-from manytask.weighting.pareto_mtl import ParetoMTL, pareto_mtl_coefficients, preference_vectors
+from manytask.weighting.pareto_mtl import (
+    ParetoMTL,
+    pareto_mtl_coefficients,
+    preference_vectors,
+)
 from manytask.weighting.pcgrad import PCGrad, pcgrad_coefficients
 from manytask.weighting.pseudo_uniform import PseudoUniform, label_variance
 from manytask.weighting.rlw import RLW
@@ -35,22 +39,22 @@ from manytask.weighting.uncertainty import RevisedUncertainty, Uncertainty
 from manytask.weighting.uniform import Uniform
 
 __all__ = [
-    "CAGrad",
-    "ClasswiseAux",
     "DWA",
     "FAMO",
+    "IMTLG",
+    "MGDA",
+    "MGDAUB",
+    "RLW",
+    "CAGrad",
+    "ClasswiseAux",
     "GradCosine",
     "GradNorm",
     "GradientEngine",
     "GradientWeighting",
-    "IMTLG",
     "LossWeighting",
-    "MGDA",
-    "MGDAUB",
     "PCGrad",
     "ParetoMTL",
     "PseudoUniform",
-    "RLW",
     "RevisedUncertainty",
     "SharedParts",
     "StepInfo",

@@ -30,8 +30,8 @@ from manytask.data.batch import Splits
 from manytask.errors import ConfigError
 
 __all__ = [
-    "HeldOutFractions",
     "DataSource",
+    "HeldOutFractions",
     "available_sources",
     "parse_source",
     "register_source",

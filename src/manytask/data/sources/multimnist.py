@@ -11,7 +11,6 @@ from manytask.data.batch import Splits
 from manytask.data.sources.base import register_source
 from manytask.data.sources.digit_files import DigitFiles
 
-
 #: the most images a MultiMNIST source builds (about 10 GiB of float32 36x36 inputs)
 MAX_IMAGES = 2_000_000
 
