@@ -4,8 +4,9 @@
 
 Steps (every run directory that is finished is reused, so an interrupted study resumes):
 
-1. item pretraining: ``small_vgg`` classifying single digits (``kind: mnist``), the stand-in
-   for the paper's ImageNet-trained VGG16;
+1. item pretraining: ``small_vgg`` classifying single digits (``kind: mnist``, ``source: t10k``:
+   the 10,000 MNIST test digits shipped with the package, disjoint from the 5,000 bundled
+   digits the galleries are drawn from), the stand-in for the paper's ImageNet-trained VGG16;
 2. multi-task gallery encoders (configs/galleries_mnist.yaml, pseudo-uniform, seeds 0-2, and
    configs/galleries_mnist_uncertainty.yaml, seed 0), the item encoder initialised from (1)
    (``model.options.init_from``) with its first ``freeze_blocks`` blocks frozen;
@@ -83,7 +84,7 @@ def item_config(sz: dict[str, Any]) -> ExperimentConfig:
     tr, va, te = sz["item"]
     return parse_config({
         "name": "galleries_item_pretrain", "seed": 0,
-        "data": {"kind": "mnist", "source": "bundled", "train_size": tr, "val_size": va, "test_size": te},
+        "data": {"kind": "mnist", "source": "t10k", "train_size": tr, "val_size": va, "test_size": te},
         "tasks": [{"name": "digit", "kind": "multiclass", "num_classes": 10}],
         "model": {"trunk": "small_vgg", "width": 0.5, "features": 64, "head_hidden": 64},
         "weighting": {"name": "uniform"},
