@@ -124,7 +124,7 @@ def init(
 
     if out.exists() and not force:
         raise ConfigError(f"{out}: already exists (use --force to overwrite)")
-    split = lambda text: [c.strip() for c in text.split(",") if c.strip()]
+    split = lambda text: [c.strip() for c in text.split(",") if c.strip()]  # noqa: E731
     frame = read_table(data, text_columns=[c for c in (id_column, split_column) if c])
     starter = make_starter(frame, str(data), split(targets), features=split(features) if features else None,
                            id_column=id_column, split_column=split_column, kinds=kind or [],
@@ -307,7 +307,7 @@ def select(
     res = run_select(str(table), parse_budgets(budgets), str(test) if test else None,
                      str(out) if out else None, baselines=baselines, n_random=random_samples, seed=seed,
                      time_limit=time_limit)
-    fmt = lambda x: "—" if x is None else f"{x:.5f}"
+    fmt = lambda x: "—" if x is None else f"{x:.5f}"  # noqa: E731
     rows = []
     for r in res["selections"]:
         if not r["feasible"]:

@@ -159,20 +159,20 @@ def test_unknown_plugin_module_and_bad_trunks_are_config_errors(tmp_path: Path) 
 
 def test_builder_results_are_checked() -> None:
     @register_trunk("test_no_out_features")
-    def bad(shape, spec):
+    def bad(shape, spec):  # noqa: ANN001, ANN202
         return nn.Linear(int(shape[0]), 4)  # nn.Linear has out_features ... as an int: fine
 
     assert build_trunk("test_no_out_features", (3,), TrunkSpec()).out_features == 4
 
     @register_trunk("test_not_a_module")
-    def worse(shape, spec):
+    def worse(shape, spec):  # noqa: ANN001, ANN202
         return lambda x: x
 
     with pytest.raises(ConfigError, match="not a torch.nn.Module"):
         build_trunk("test_not_a_module", (3,), TrunkSpec())
 
     @register_trunk("test_no_width")
-    def bare(shape, spec):
+    def bare(shape, spec):  # noqa: ANN001, ANN202
         return nn.Sequential(nn.Linear(int(shape[0]), 4))
 
     with pytest.raises(ConfigError, match="must expose 'out_features'"):

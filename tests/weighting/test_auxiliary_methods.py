@@ -103,7 +103,7 @@ def test_class_weights_multiply_the_class_losses() -> None:
 
 
 def test_eq10_finite_difference_by_hand() -> None:
-    t = lambda *v: torch.tensor(v, dtype=torch.float64)
+    t = lambda *v: torch.tensor(v, dtype=torch.float64)  # noqa: E731
     g = cw.finite_difference_gradient(t(0.8, 1.0), t(1.0, 1.0), t(2.0, 4.0), t(0.3, 0.5), t(0.2, 0.5),
                                       t(0.5, 1.0), t(0.6, 0.7), eps=1e-3)
     expected0 = ((0.8 - 1.0) / 2.0 + 1e-3) / ((0.3 - 0.2) / 0.5 + 1e-3) * 0.6
@@ -209,7 +209,7 @@ def _random_problem(k: int, seed: int) -> tuple[Tensor, Tensor, Tensor]:
 
 def _scipy_min_norm(vectors: np.ndarray) -> float:
     n = vectors.shape[0]
-    fun = lambda lam: float(np.sum((lam @ vectors) ** 2))
+    fun = lambda lam: float(np.sum((lam @ vectors) ** 2))  # noqa: E731
     res = minimize(fun, np.full(n, 1.0 / n), method="SLSQP", bounds=[(0.0, 1.0)] * n,
                    constraints=[{"type": "eq", "fun": lambda lam: lam.sum() - 1.0}], options={"ftol": 1e-14, "maxiter": 500})
     return float(res.fun)

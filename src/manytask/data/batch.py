@@ -34,7 +34,7 @@ class Batch:
     set_mask: Tensor | None = None
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> Batch:
-        mv = lambda t: t.to(device, non_blocking=non_blocking)
+        mv = lambda t: t.to(device, non_blocking=non_blocking)  # noqa: E731
         return Batch(
             inputs=mv(self.inputs),
             targets={k: mv(v) for k, v in self.targets.items()},

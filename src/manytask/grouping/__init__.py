@@ -26,10 +26,10 @@ from manytask.grouping import analysis as _analysis
 from manytask.grouping import select_report as _select_report
 from manytask.grouping import selection as _selection
 from manytask.grouping import table as _table
-from manytask.grouping.analysis import *
-from manytask.grouping.select_report import *
-from manytask.grouping.selection import *
-from manytask.grouping.table import *
+from manytask.grouping.analysis import *  # noqa: F403
+from manytask.grouping.select_report import *  # noqa: F403
+from manytask.grouping.selection import *  # noqa: F403
+from manytask.grouping.table import *  # noqa: F403
 
 #: Standley's Table 3 (``manytask.grouping.analysis.affinity``) under a name that does not
 #: hide the :mod:`manytask.grouping.affinity` module.

@@ -163,7 +163,7 @@ def width_for_cost(cfg: ExperimentConfig, shape: Sequence[int], fraction: float 
     full = trunk_multiply_adds(cfg, shape, 1.0)
     if full <= 0:
         raise ConfigError("model: the trunk has no multiply-adds to measure (no Conv/Linear layer)")
-    ratio = lambda w: trunk_multiply_adds(cfg, shape, w) / full
+    ratio = lambda w: trunk_multiply_adds(cfg, shape, w) / full  # noqa: E731
     if fraction == 1:
         return 1.0
     lo, hi = 1e-6, 1.0

@@ -15,10 +15,10 @@ from manytask.models.registry import (
 )
 
 # registry: one import per built-in trunk module
-from manytask.models.resnet import ResNetTrunk
-from manytask.models.set_encoder import SetEncoder, SmallVGG, parameter_counts
-from manytask.models.ss_cnn import SelectiveSharingCNN
-from manytask.models.trunks import LeNetTrunk, MLPTrunk
+from manytask.models.resnet import ResNetTrunk  # noqa: E402
+from manytask.models.set_encoder import SetEncoder, SmallVGG, parameter_counts  # noqa: E402
+from manytask.models.ss_cnn import SelectiveSharingCNN  # noqa: E402
+from manytask.models.trunks import LeNetTrunk, MLPTrunk  # noqa: E402
 
 __all__ = [
     "DEFAULT_BRANCH",

@@ -21,7 +21,7 @@ __all__ = ["plot_metric_vs_fraction", "plot_tsne_grid"]
 Point = tuple[float, float, float]
 
 
-def _figure(width: float, height: float):
+def _figure(width: float, height: float):  # noqa: ANN202 - matplotlib types
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -30,7 +30,7 @@ def _figure(width: float, height: float):
     return fig
 
 
-def _save(fig, path: str | Path) -> Path:
+def _save(fig, path: str | Path) -> Path:  # noqa: ANN001
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(p, bbox_inches="tight")

@@ -35,7 +35,7 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]], titl
     n = len(header)
     cells = [[str(c) for c in header]] + [[str(c) for c in r] + [""] * (n - len(r)) for r in rows]
     widths = [max(len(row[i]) for row in cells) if pad else 0 for i in range(n)]
-    line = lambda row: "| " + " | ".join(c.ljust(w) for c, w in zip(row, widths)) + " |"
+    line = lambda row: "| " + " | ".join(c.ljust(w) for c, w in zip(row, widths)) + " |"  # noqa: E731
     out = [] if title is None else [f"## {title}", ""]
     out.append(line(cells[0]))
     out.append("|" + "|".join("-" * (w + 2) if pad else "---" for w in widths) + "|")
