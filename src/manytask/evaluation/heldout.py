@@ -135,14 +135,14 @@ def mean_item_embeddings(encode_items: Callable[[Tensor], Tensor], ds: TensorDat
     """Gallery embedding = mean of its items' features, ``e_g = (1/|g|) sum_{i in g} phi(x_i)``,
     with ``phi = encode_items`` taking ``(m, *item_shape)`` items to ``(m, d)`` (e.g. the trunk
     of a model trained on single items). Returns ``(embeddings (n, d), seconds per gallery)``."""
+    from manytask.models.pooling import MaskedPool
+    from manytask.models.set_encoder import encode_real_items
+
     def fn(batch: Any) -> Tensor:
-        x, mask = batch.inputs, batch.set_mask
-        if mask is None:
+        if batch.set_mask is None:
             raise DataError("mean_item_embeddings needs set data (batches with a set_mask)")
-        feats = encode_items(x[mask])  # (real items, d)
-        owner = mask.nonzero()[:, 0]
-        sums = torch.zeros(x.shape[0], feats.shape[1], dtype=feats.dtype).index_add_(0, owner, feats)
-        return sums / mask.sum(1, keepdim=True).clamp(min=1).to(feats.dtype)
+        feats = encode_real_items(encode_items, batch.inputs, batch.set_mask)  # (B, W, d), zero padding
+        return MaskedPool("mean", feats.shape[-1])(feats, batch.set_mask)
     return _timed_batches(ds, batch_size, fn)
 
 

@@ -28,7 +28,7 @@ same item trunk (or a ``set_encoder`` run with it), read from ``best.safetensors
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,15 @@ from manytask.errors import ConfigError
 from manytask.models.pooling import build_pooling
 from manytask.models.registry import TrunkSpec, build_trunk, register_trunk
 
-__all__ = ["SetEncoder", "SmallVGG", "freeze_blocks", "init_item_from", "item_blocks", "parameter_counts"]
+__all__ = [
+    "SetEncoder",
+    "SmallVGG",
+    "encode_real_items",
+    "freeze_blocks",
+    "init_item_from",
+    "item_blocks",
+    "parameter_counts",
+]
 
 
 def _scaled(n: int, width: float) -> int:
@@ -125,12 +133,12 @@ def parameter_counts(model: nn.Module) -> tuple[int, int]:
 
 
 # ---------------------------------------------------------------------- init_from
-def _weights_file(run_dir: Path) -> Path:
+def _weights_name(run_dir: Path) -> str:
     if not run_dir.is_dir():
         raise ConfigError(f"model.options.init_from: {run_dir} is not a run directory")
-    for name in ("best.safetensors", "last.safetensors"):
-        if (run_dir / name).is_file():
-            return run_dir / name
+    for name in ("best", "last"):
+        if (run_dir / f"{name}.safetensors").is_file():
+            return name
     raise ConfigError(f"model.options.init_from: {run_dir} has neither best.safetensors nor last.safetensors")
 
 
@@ -141,18 +149,17 @@ def init_item_from(item: nn.Module, run_dir: str | Path) -> Path:
     run of the item trunk itself); every tensor of ``item`` must be there with its shape, and
     nothing else, or a one-line ConfigError names the run directory and the tensor.
     """
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    from manytask.training.rundir import load_module_state
+    from manytask.training.checkpoint import CheckpointError
+    from manytask.training.rundir import RunDir, load_module_state
 
     run_dir = Path(run_dir)
-    path = _weights_file(run_dir)
+    name = _weights_name(run_dir)
+    rd = RunDir(run_dir, readonly=True)
+    path = rd.file(f"{name}.safetensors")
     try:
-        state = load_file(str(path))
-    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
-        raise ConfigError(f"model.options.init_from: {path} is not a readable safetensors file "
-                          f"({str(err).splitlines()[0] if str(err) else type(err).__name__})") from None
+        state = rd.read_weights(name)
+    except CheckpointError as err:
+        raise ConfigError(f"model.options.init_from: {err}") from None
     prefix = "trunk.item." if any(k.startswith("trunk.item.") for k in state) else "trunk."
     taken = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
     if not taken:
@@ -175,6 +182,16 @@ def init_item_from(item: nn.Module, run_dir: str | Path) -> Path:
 
 
 # ---------------------------------------------------------------------- the set encoder
+def encode_real_items(encode: Callable[[Tensor], Tensor], x: Tensor, set_mask: Tensor) -> Tensor:
+    """``(B, W, D)`` features of a padded ``(B, W, *item_shape)`` batch: ``encode`` (items
+    ``(n, *item_shape)`` to ``(n, D)``) run on the real items only, zeros at the padding."""
+    if bool(set_mask.all()):
+        return encode(x.flatten(0, 1)).unflatten(0, set_mask.shape)
+    feats = encode(x[set_mask])
+    out = feats.new_zeros((*set_mask.shape, feats.shape[-1]))
+    return out.index_put((set_mask,), feats)
+
+
 class SetEncoder(nn.Module):
     """Item encoder → masked permutation-invariant pooling → optional FC projection.
 
@@ -208,11 +225,7 @@ class SetEncoder(nn.Module):
 
     def encode_items(self, x: Tensor, set_mask: Tensor) -> Tensor:
         """Item features ``(B, W, D)``: the encoder on the real items, zeros at the padding."""
-        if bool(set_mask.all()):
-            return self.item(x.flatten(0, 1)).unflatten(0, set_mask.shape)
-        feats = self.item(x[set_mask])
-        out = feats.new_zeros((*set_mask.shape, feats.shape[-1]))
-        return out.index_put((set_mask,), feats)
+        return encode_real_items(self.item, x, set_mask)
 
     def forward(self, x: Tensor, set_mask: Tensor | None = None) -> Tensor:
         """``x`` ``(B, W, *item_shape)``, ``set_mask`` ``(B, W)`` (True = a real item; default:

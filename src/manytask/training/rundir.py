@@ -149,15 +149,19 @@ class RunDir:
         state = {k: v.detach().contiguous().cpu() for k, v in module.state_dict().items()}
         atomic_replace(self.file(f"{name}.safetensors"), lambda tmp: save_file(state, str(tmp)))
 
+    def read_weights(self, name: str) -> dict[str, torch.Tensor]:
+        """The tensors of ``<name>.safetensors``; :class:`CheckpointError` when the file is
+        missing or corrupt (nothing is unpickled)."""
+        p = self.file(f"{name}.safetensors")
+        try:
+            return load_file(str(p))
+        except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+            raise CheckpointError(f"{p}: not a readable safetensors file ({_first_line(err)})") from None
+
     def load_weights(self, name: str, module: torch.nn.Module) -> None:
         """Load ``<name>.safetensors`` into ``module``; :class:`CheckpointError` when the file is
         corrupt or does not fit the module."""
-        p = self.file(f"{name}.safetensors")
-        try:
-            state = load_file(str(p))
-        except (SafetensorError, OSError, ValueError, RuntimeError) as err:
-            raise CheckpointError(f"{p}: not a readable safetensors file ({_first_line(err)})") from None
-        load_module_state(module, state, p)
+        load_module_state(module, self.read_weights(name), self.file(f"{name}.safetensors"))
 
     def has(self, name: str) -> bool:
         return self.file(name).exists()
