@@ -45,6 +45,12 @@ class Batch:
     def __len__(self) -> int:
         return int(self.inputs.shape[0])
 
+    @property
+    def model_args(self) -> tuple[Tensor, ...]:
+        """What a model (or its ``encode``) is called with: ``(inputs,)``, or
+        ``(inputs, set_mask)`` for padded sets."""
+        return (self.inputs,) if self.set_mask is None else (self.inputs, self.set_mask)
+
 
 @dataclass(frozen=True)
 class LabelCoding:

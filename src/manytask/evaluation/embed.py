@@ -90,7 +90,7 @@ def embed_data(model: torch.nn.Module, data: TensorDataset, *, batch_size: int =
     out = []
     for b in data.batches(batch_size):
         b = b.to(device)
-        z = enc(b.inputs) if b.set_mask is None else enc(b.inputs, b.set_mask)
+        z = enc(*b.model_args)
         out.append(z.reshape(z.shape[0], -1).float().cpu())
     model.train(was_training)
     if not out:

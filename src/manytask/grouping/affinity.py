@@ -344,8 +344,7 @@ def _lookahead_from_grads(model: nn.Module, tasks: Sequence[Task], batch: Batch,
             new.update(_sgd_update(params, names, gi, lr))
         buffers = {n: b.detach().clone() for n, b in model.named_buffers()}
         with torch.no_grad():
-            args = (batch.inputs,) if batch.set_mask is None else (batch.inputs, batch.set_mask)
-            preds = functional_call(model, (new, buffers), args)
+            preds = functional_call(model, (new, buffers), batch.model_args)
             after = stack_losses(list(tasks), preds, batch.targets, batch.masks).double()
         for j in range(k):
             if active[j] and float(before[j]) > 0:
@@ -371,11 +370,10 @@ def _cosine_from_grads(grads: Sequence[list[Tensor] | None]) -> tuple[Tensor, Te
 
 
 def _forward(model: nn.Module, batch: Batch) -> tuple[Tensor | None, dict[str, Tensor]]:
-    args = (batch.inputs,) if batch.set_mask is None else (batch.inputs, batch.set_mask)
     fwf = getattr(model, "forward_with_features", None)
     if callable(fwf):
-        return fwf(*args)
-    return None, model(*args)
+        return fwf(*batch.model_args)
+    return None, model(*batch.model_args)
 
 
 def lookahead_affinity(model: nn.Module, tasks: Sequence[Task], batch: Batch, lr: float, *,

@@ -161,17 +161,17 @@ class Trainer:
             return SharedParts(params=m.shared_parameters(), features=z, last_layer=m.last_shared_layer())  # type: ignore[operator]
         return SharedParts(params=list(m.parameters()), features=None, last_layer=None)
 
-    def _forward(self, x: Tensor, set_mask: Tensor | None = None) -> tuple[Tensor | None, dict[str, Tensor]]:
+    def _forward(self, *args: Tensor) -> tuple[Tensor | None, dict[str, Tensor]]:
         """The model's shared representation (None without ``forward_with_features``) and
-        predictions; ``set_mask`` is passed on for set inputs only. Under ``precision="bf16"``
+        predictions for model arguments ``args`` (``Batch.model_args``: the inputs, plus the
+        ``set_mask`` of set inputs). Under ``precision="bf16"``
         the forward runs in bfloat16 autocast and the predictions come back as float32 (losses
         are computed in float32)."""
-        extra = () if set_mask is None else (set_mask,)
         with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self._bf16):
             if self._has_features:
-                z, preds = self.model.forward_with_features(x, *extra)  # type: ignore[operator]
+                z, preds = self.model.forward_with_features(*args)  # type: ignore[operator]
             else:
-                z, preds = None, self.model(x, *extra)
+                z, preds = None, self.model(*args)
         if self._bf16:
             preds = {k: v.float() for k, v in preds.items()}
         return z, preds
@@ -183,7 +183,7 @@ class Trainer:
         outs: dict[str, list[Tensor]] = {t.name: [] for t in self.tasks}
         for b in data.batches(self.eval_batch_size):
             b = b.to(self.device)
-            preds = self._forward(b.inputs, b.set_mask)[1]
+            preds = self._forward(*b.model_args)[1]
             for t in self.tasks:
                 outs[t.name].append(preds[t.name].float().cpu())
         self.model.train()
@@ -207,7 +207,7 @@ class Trainer:
         out = []
         for b in data.batches(self.eval_batch_size):
             b = b.to(self.device)
-            out.append((enc(b.inputs) if b.set_mask is None else enc(b.inputs, b.set_mask)).float().cpu())
+            out.append(enc(*b.model_args).float().cpu())
         self.model.train()
         return torch.cat(out)
 
@@ -256,7 +256,7 @@ class Trainer:
         if self.dist.active:  # this process's slice of the batch
             batch, share = self.dist.shard(batch)
         self.optimizer.zero_grad(set_to_none=True)
-        z, preds = self._forward(batch.inputs, batch.set_mask)
+        z, preds = self._forward(*batch.model_args)
         shared = self._shared(z)
         if self.dist.active:  # the method sees global loss values and reduces per-task gradients
             shared.share, shared.all_sum = share, self.dist.all_sum
@@ -279,7 +279,7 @@ class Trainer:
         self.optimizer.step()
         if self._after_step:
             with torch.no_grad():
-                new_losses = stack_losses(self.tasks, self._forward(batch.inputs, batch.set_mask)[1], batch.targets, batch.masks)
+                new_losses = stack_losses(self.tasks, self._forward(*batch.model_args)[1], batch.targets, batch.masks)
             if self.dist.active:
                 new_losses = self.dist.average(new_losses, share)
             self.weighting.after_step(new_losses)
