@@ -119,14 +119,15 @@ def init(
 ) -> None:
     """Write a commented starter config for a table: the kind of each target, inferred."""
     from manytask.atomic import atomic_write_text
+    from manytask.cli_args import parse_names
     from manytask.data.sources.table import read_table
     from manytask.data.starter import make_starter
 
     if out.exists() and not force:
         raise ConfigError(f"{out}: already exists (use --force to overwrite)")
-    split = lambda text: [c.strip() for c in text.split(",") if c.strip()]  # noqa: E731
     frame = read_table(data, text_columns=[c for c in (id_column, split_column) if c])
-    starter = make_starter(frame, str(data), split(targets), features=split(features) if features else None,
+    starter = make_starter(frame, str(data), parse_names(targets),
+                           features=parse_names(features) if features else None,
                            id_column=id_column, split_column=split_column, kinds=kind or [],
                            max_classes=max_classes, name=data.name.split(".")[0] or "table")
     for line in starter.lines():
@@ -340,6 +341,7 @@ def embed(
     weights: str = typer.Option("best", "--weights", help="best or last"),
 ) -> None:
     """Embeddings of the run's shared representation, with ids, split and task labels."""
+    from manytask.cli_args import parse_names
     from manytask.evaluation.embed import (
         compute_embeddings,
         embeddings_suffix,
@@ -348,7 +350,7 @@ def embed(
 
     embeddings_suffix(out)
     emb = compute_embeddings(run_dir, data_config=data, split=split, which=weights,
-                             columns=[c.strip() for c in columns.split(",") if c.strip()])
+                             columns=parse_names(columns))
     write_embeddings(out, emb)
     typer.echo(f"{len(emb)} rows x {emb.embeddings.shape[1]} dims ({split}); labels: "
                f"{', '.join(emb.labels) or 'none'}; wrote {out}")
@@ -376,12 +378,12 @@ def search(
     data: Path | None = typer.Option(None, "--data", help="--grid: the data config or run directory holding the items"),
 ) -> None:
     """Rows most similar to seed galleries (by id) or to seed images."""
+    from manytask.cli_args import parse_names
     from manytask.evaluation.embed import search_file
 
-    split = lambda text: [c.strip() for c in (text or "").split(",") if c.strip()]
     if grid is not None and data is None and run is None:
         raise ConfigError("--grid needs --data (a config or run directory) to find the items")
-    found = search_file(embeddings, seed_ids=split(seed_ids), seed_images=split(seed_images), run_dir=run,
+    found = search_file(embeddings, seed_ids=parse_names(seed_ids), seed_images=parse_names(seed_images), run_dir=run,
                         k=k, index=index, nbits=nbits, rerank=rerank, tables=tables, projections=projections,
                         bucket_width=bucket_width)
     score = "hamming  cosine" if index == "lsh" else "cosine"
@@ -392,7 +394,7 @@ def search(
     if grid is not None:
         from manytask.reporting.galleries_plots import draw_search_grid
 
-        typer.echo(f"grid: {draw_search_grid(found, data or run, grid, seed_images=split(seed_images))}")
+        typer.echo(f"grid: {draw_search_grid(found, data or run, grid, seed_images=parse_names(seed_images))}")
 
 
 @app.command("map")

@@ -1,4 +1,4 @@
-"""Values of command-line options that are lists: seeds, training fractions, integers.
+"""Values of command-line options that are lists: seeds, training fractions, integers, names.
 
 Each parser also accepts the already-parsed Python value, so the Python API
 (:func:`manytask.evaluation.compare`) takes ``"0,3,7"`` and ``[0, 3, 7]`` alike. Bad values
@@ -12,7 +12,13 @@ from collections.abc import Sequence
 
 from manytask.errors import ConfigError
 
-__all__ = ["parse_fractions", "parse_int_list", "parse_seeds"]
+__all__ = ["parse_fractions", "parse_int_list", "parse_names", "parse_seeds"]
+
+
+def parse_names(value: str | None) -> list[str]:
+    """Comma-separated names (columns, ids, files), spaces stripped, empty entries dropped;
+    ``None`` or ``""`` gives none."""
+    return [c.strip() for c in (value or "").split(",") if c.strip()]
 
 
 def parse_int_list(value: str | Sequence[int], what: str) -> list[int]:
