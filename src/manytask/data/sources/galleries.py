@@ -36,7 +36,7 @@ from pydantic import Field, field_validator, model_validator
 from manytask.data.batch import Splits
 from manytask.data.encoding import encode_label_columns
 from manytask.data.sources.base import HeldOutFractions, register_source
-from manytask.data.sources.pixels import Normalize, parse_normalize
+from manytask.data.sources.pixels import Normalize, check_image_size, parse_normalize
 from manytask.data.sources.table import SplitNames
 from manytask.errors import ConfigError, DataError
 
@@ -115,9 +115,7 @@ class GalleriesSource(HeldOutFractions):
     @field_validator("image_size")
     @classmethod
     def _size(cls, v: tuple[int, int] | None) -> tuple[int, int] | None:
-        if v is not None and (v[0] < 1 or v[1] < 1):
-            raise ValueError(f"expected [height, width] >= 1, got {list(v)}")
-        return v
+        return check_image_size(v)
 
     @field_validator("normalize", mode="before")
     @classmethod

@@ -29,7 +29,12 @@ from manytask.data.image_folder import (
     read_label_csv,
 )
 from manytask.data.sources.base import HeldOutFractions, register_source
-from manytask.data.sources.pixels import Normalize, parse_normalize, pixel_transform
+from manytask.data.sources.pixels import (
+    Normalize,
+    check_image_size,
+    parse_normalize,
+    pixel_transform,
+)
 from manytask.data.tabular import tabular_split_indices
 from manytask.errors import DataError
 
@@ -61,9 +66,7 @@ class ImagesSource(HeldOutFractions):
     @field_validator("size")
     @classmethod
     def _size(cls, v: tuple[int, int] | None) -> tuple[int, int] | None:
-        if v is not None and (v[0] < 1 or v[1] < 1):
-            raise ValueError(f"expected [height, width] >= 1, got {list(v)}")
-        return v
+        return check_image_size(v)
 
     @field_validator("normalize", mode="before")
     @classmethod

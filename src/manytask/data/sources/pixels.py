@@ -22,7 +22,14 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from manytask.data.batch import ChannelAffine
 from manytask.errors import ConfigError
 
-__all__ = ["FixedNormalization", "Normalize", "channel_mean_std", "parse_normalize", "pixel_transform"]
+__all__ = [
+    "FixedNormalization",
+    "Normalize",
+    "channel_mean_std",
+    "check_image_size",
+    "parse_normalize",
+    "pixel_transform",
+]
 
 
 class FixedNormalization(BaseModel):
@@ -57,6 +64,13 @@ class FixedNormalization(BaseModel):
 
 
 Normalize = Literal["train", "none"] | FixedNormalization
+
+
+def check_image_size(value: tuple[int, int] | None) -> tuple[int, int] | None:
+    """An image size ``[height, width]`` setting (None = keep the files' size), each >= 1."""
+    if value is not None and (value[0] < 1 or value[1] < 1):
+        raise ValueError(f"expected [height, width] >= 1, got {list(value)}")
+    return value
 
 
 def parse_normalize(value: Any) -> Any:
