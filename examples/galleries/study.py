@@ -144,7 +144,7 @@ def cached_embeddings(path: Path, encode: Any, splits: Any) -> dict[str, Any]:
 
 
 def probe_records(method: str, emb: dict[str, Any], seeds: Any, fractions: Any) -> list[Any]:
-    xy = lambda s: (emb[f"x_{s}"], emb[f"y_{s}"])
+    xy = lambda s: (emb[f"x_{s}"], emb[f"y_{s}"])  # noqa: E731
     return probe_sweep(method, xy("train"), xy("val"), xy("test"), fractions, seeds,
                        embed_seconds=float(emb["seconds_per_instance"]))
 
@@ -200,7 +200,7 @@ def _mean_metrics(summaries: list[dict[str, Any]]) -> dict[str, dict[str, float]
     """Test metrics per task averaged over runs (a metric written as null, e.g. R² of a constant
     test column, stays NaN)."""
     tasks = summaries[0]["test"]
-    val = lambda v: np.nan if v is None else float(v)
+    val = lambda v: np.nan if v is None else float(v)  # noqa: E731
     return {t: {k: float(np.mean([val(s["test"][t][k]) for s in summaries])) for k in tasks[t]} for t in tasks}
 
 

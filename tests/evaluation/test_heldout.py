@@ -57,7 +57,7 @@ def test_probe_sweep_records_every_fraction_and_seed():
     rng = np.random.default_rng(0)
     y = rng.integers(0, 3, size=260)
     x = np.eye(3)[y] * 4 + 0.3 * rng.normal(size=(260, 3))
-    split = lambda a, b: (x[a:b], y[a:b])
+    split = lambda a, b: (x[a:b], y[a:b])  # noqa: E731
     recs = probe_sweep("a", split(0, 160), split(160, 210), split(210, 260), (0.5, 1.0), seeds=(0, 1),
                        embed_seconds=0.01, probe_options={"max_epochs": 15, "lr": 0.01})
     assert [(r.fraction, r.seed, r.n_train) for r in recs] == [(0.5, 0, 80), (1.0, 0, 160), (0.5, 1, 80), (1.0, 1, 160)]

@@ -145,7 +145,7 @@ def fit_probe(train_X: np.ndarray, train_y: np.ndarray, val_X: np.ndarray, val_y
     std = tx.std(axis=0)
     std[std < 1e-12] = 1.0
     code = {int(c): i for i, c in enumerate(classes)}
-    to_t = lambda x: torch.from_numpy(((x - mean) / std).astype(np.float32))
+    to_t = lambda x: torch.from_numpy(((x - mean) / std).astype(np.float32))  # noqa: E731
     Xt, Xv = to_t(tx), to_t(vx)
     Yt = torch.tensor([code[int(v)] for v in ty], dtype=torch.long)
     Yv = torch.tensor([code[int(v)] for v in vy], dtype=torch.long)

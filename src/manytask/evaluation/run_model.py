@@ -9,7 +9,7 @@ network with :func:`manytask.experiment.build_model` and loads the weights with
 The trunk builder needs the input shape of one sample. It is not stored in the run
 directory; it is the ``sample_shape`` of the data the config builds (for galleries:
 ``(largest gallery, *item_shape)``). Callers that build the data anyway (``manytask embed``)
-pass its shape; otherwise the run's own data is built from its config (cached in memory).
+pass its shape; otherwise the run's own data is built from its config.
 """
 
 from __future__ import annotations
